@@ -221,7 +221,6 @@ contract SmartnodesCore {
     error ProposalsNotOpen(uint64 opensAt);
     error NotProposer(address caller, uint32 round);
     error AlreadyVoted(address validator, uint256 epoch);
-    error ZeroSummaryHash();
     error ProposalExists(bytes32 summaryHash);
     error UnknownProposal(uint256 epoch, bytes32 summaryHash);
     error ThresholdNotReached(uint256 votes, uint256 validators);
@@ -362,17 +361,23 @@ contract SmartnodesCore {
 
     // ------------------------------------------------------------------ epochs
 
-    /// @notice Propose `summaryHash` for the current epoch. Only a proposer drawn for the
-    /// current round; the proposal counts as the proposer's vote.
-    function propose(uint256 epoch, bytes32 summaryHash) external {
+    /// @notice Propose summary `s` for the current epoch. Only a proposer drawn for the current
+    /// round; the proposal counts as the proposer's vote. The summary is checked against the
+    /// rules execution enforces (bounded lists, released payments within escrow, the workers'
+    /// total within their share), so votes are never spent on a proposal that cannot execute.
+    /// Only its hash is stored; the full summary stays in this call's calldata for anyone
+    /// to read, and must be supplied again to `executeEpoch`.
+    function propose(EpochSummary calldata s) external returns (bytes32 summaryHash) {
         _requireValidator();
-        if (epoch != currentEpoch) revert WrongEpoch(epoch, currentEpoch);
-        if (summaryHash == bytes32(0)) revert ZeroSummaryHash();
+        uint256 epoch = currentEpoch;
+        if (s.epoch != epoch) revert WrongEpoch(s.epoch, epoch);
         uint64 opensAt = proposalsOpenAt();
         if (block.timestamp < opensAt) revert ProposalsNotOpen(opensAt);
         uint32 round = uint32((block.timestamp - opensAt) / _params.roundDuration);
         if (!_isProposer(msg.sender, epoch, round)) revert NotProposer(msg.sender, round);
         if (voteOf[epoch][msg.sender] != bytes32(0)) revert AlreadyVoted(msg.sender, epoch);
+        _checkSummary(s);
+        summaryHash = keccak256(abi.encode(s));
         Proposal storage p = _proposals[epoch][summaryHash];
         if (p.proposer != address(0)) revert ProposalExists(summaryHash);
         p.proposer = msg.sender;
@@ -403,9 +408,6 @@ contract SmartnodesCore {
         _requireValidator();
         uint256 epoch = currentEpoch;
         if (s.epoch != epoch) revert WrongEpoch(s.epoch, epoch);
-        if (s.blacklist.length > MAX_BLACKLIST_PER_EPOCH || s.removeValidators.length > _params.maxValidators) {
-            revert TooManyEntries();
-        }
         bytes32 hash = keccak256(abi.encode(s));
         Proposal storage p = _proposals[epoch][hash];
         if (p.proposer == address(0)) revert UnknownProposal(epoch, hash);
@@ -616,6 +618,17 @@ contract SmartnodesCore {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// The rules a summary must satisfy to execute, checked when it is proposed.
+    /// (`executeEpoch` re-checks escrow and the worker share as it pays.)
+    function _checkSummary(EpochSummary calldata s) internal view {
+        if (s.blacklist.length > MAX_BLACKLIST_PER_EPOCH || s.removeValidators.length > _params.maxValidators) {
+            revert TooManyEntries();
+        }
+        if (s.releasedPayments > totalEscrowed) revert ReleaseExceedsEscrow(s.releasedPayments, totalEscrowed);
+        uint256 workerPot = (emissionAt(s.epoch) + s.releasedPayments) * _params.workerBps / BPS;
+        if (s.workerRewardTotal > workerPot) revert RewardTotalTooHigh(s.workerRewardTotal, workerPot);
+    }
 
     function _passes(uint256 votes, uint256 validatorCount) internal view returns (bool) {
         return votes != 0

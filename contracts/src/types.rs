@@ -1,0 +1,325 @@
+//! Plain Rust mirrors of the contract's structs, independent of the generated bindings.
+
+use alloy::primitives::{keccak256, Address, B256, U256};
+use alloy::sol_types::SolValue;
+
+use crate::bindings::SmartnodesCore as core;
+
+/// One SNO (18 decimals).
+pub const SNO: U256 = U256::from_limbs([1_000_000_000_000_000_000, 0, 0, 0]);
+
+/// `amount` whole SNO.
+pub fn sno(amount: u64) -> U256 {
+    U256::from(amount) * SNO
+}
+
+/// Everything `SmartnodesCore` is configured with at deployment (see the Solidity docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    /// Seconds from the last execution until proposals for the next epoch open.
+    pub epoch_duration: u64,
+    /// Seconds a proposer round lasts; new proposers are drawn every round.
+    pub round_duration: u64,
+    /// Proposers drawn per round (capped by the validator count).
+    pub proposers_per_round: u32,
+    /// A proposal executes when `votes * denominator > validators * numerator`;
+    /// `1/2` is a strict majority, `2/3` needs more than two thirds.
+    pub threshold_numerator: u32,
+    /// See `threshold_numerator`.
+    pub threshold_denominator: u32,
+    /// Upper bound on the validator set.
+    pub max_validators: u32,
+    /// Seconds between an unlock request and the collateral being withdrawable.
+    pub unlock_delay: u64,
+    /// SNO a validator locks.
+    pub min_validator_collateral: U256,
+    /// SNO a user locks.
+    pub min_user_collateral: U256,
+    /// SNO minted per executed epoch in era 0.
+    pub initial_emission: U256,
+    /// Emission never decays below this.
+    pub tail_emission: U256,
+    /// Executed epochs per era.
+    pub epochs_per_era: u64,
+    /// Each era the emission is multiplied by `era_decay_bps / 10_000` (5,000 halves it).
+    pub era_decay_bps: u16,
+    /// Workers' share of each epoch's pot, in basis points.
+    pub worker_bps: u16,
+    /// Voters' share of each epoch's pot, in basis points. The treasury gets the rest.
+    pub validator_bps: u16,
+    /// Where the treasury share goes.
+    pub treasury: Address,
+}
+
+impl Params {
+    /// The defaults: 600-second epochs, 120-second rounds with 3 proposers, strict majority,
+    /// 1,000 SNO emitted per epoch halving every 52,560 epochs (a year of 10-minute epochs)
+    /// down to a 50 SNO tail, split 85 / 10 / 5 between workers, validators and `treasury`,
+    /// collateral 1,000 SNO for validators and 10 SNO for users, one day to unlock.
+    pub fn new(treasury: Address) -> Self {
+        Self {
+            epoch_duration: 600,
+            round_duration: 120,
+            proposers_per_round: 3,
+            threshold_numerator: 1,
+            threshold_denominator: 2,
+            max_validators: 64,
+            unlock_delay: 86_400,
+            min_validator_collateral: sno(1_000),
+            min_user_collateral: sno(10),
+            initial_emission: sno(1_000),
+            tail_emission: sno(50),
+            epochs_per_era: 52_560,
+            era_decay_bps: 5_000,
+            worker_bps: 8_500,
+            validator_bps: 1_000,
+            treasury,
+        }
+    }
+
+    /// The emission for `epoch` under this schedule, computed off chain the way
+    /// `emissionAt` computes it on chain.
+    pub fn emission_at(&self, epoch: u64) -> U256 {
+        let era = epoch.saturating_sub(1) / self.epochs_per_era.max(1);
+        let mut amount = self.initial_emission;
+        let mut i = 0;
+        while i < era && amount > self.tail_emission {
+            amount = amount * U256::from(self.era_decay_bps) / U256::from(10_000);
+            i += 1;
+        }
+        amount.max(self.tail_emission)
+    }
+
+    pub(crate) fn to_sol(&self) -> core::Params {
+        core::Params {
+            epochDuration: self.epoch_duration,
+            roundDuration: self.round_duration,
+            proposersPerRound: self.proposers_per_round,
+            thresholdNumerator: self.threshold_numerator,
+            thresholdDenominator: self.threshold_denominator,
+            maxValidators: self.max_validators,
+            unlockDelay: self.unlock_delay,
+            minValidatorCollateral: self.min_validator_collateral,
+            minUserCollateral: self.min_user_collateral,
+            initialEmission: self.initial_emission,
+            tailEmission: self.tail_emission,
+            epochsPerEra: self.epochs_per_era,
+            eraDecayBps: self.era_decay_bps,
+            workerBps: self.worker_bps,
+            validatorBps: self.validator_bps,
+            treasury: self.treasury,
+        }
+    }
+
+    pub(crate) fn from_sol(p: core::Params) -> Self {
+        Self {
+            epoch_duration: p.epochDuration,
+            round_duration: p.roundDuration,
+            proposers_per_round: p.proposersPerRound,
+            threshold_numerator: p.thresholdNumerator,
+            threshold_denominator: p.thresholdDenominator,
+            max_validators: p.maxValidators,
+            unlock_delay: p.unlockDelay,
+            min_validator_collateral: p.minValidatorCollateral,
+            min_user_collateral: p.minUserCollateral,
+            initial_emission: p.initialEmission,
+            tail_emission: p.tailEmission,
+            epochs_per_era: p.epochsPerEra,
+            era_decay_bps: p.eraDecayBps,
+            worker_bps: p.workerBps,
+            validator_bps: p.validatorBps,
+            treasury: p.treasury,
+        }
+    }
+}
+
+/// The roles an address can register for; one registration per role per address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Submits jobs; locks collateral.
+    User = 0,
+    /// Runs tasks; locks nothing; can be blacklisted.
+    Worker = 1,
+    /// Schedules, verifies, proposes and votes; locks collateral; can be removed.
+    Validator = 2,
+}
+
+/// How an epoch recorded a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobResult {
+    /// Done and verified: its payment went to the epoch's reward pot.
+    Completed = 1,
+    /// Failed: the user can claim a refund.
+    Failed = 2,
+    /// Deadline passed unfinished: the user can claim a refund.
+    Expired = 3,
+}
+
+/// A worker proven to have cheated, with the hash of the fraud proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlacklistEntry {
+    /// The cheating worker.
+    pub worker: Address,
+    /// Hash of the fraud proof anyone can re-check.
+    pub evidence: B256,
+}
+
+/// Everything an executed epoch changes. Validators build it off chain; its
+/// [`hash`](EpochSummary::hash) is what they propose and vote on, and the contract
+/// recomputes it from the calldata at execution.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EpochSummary {
+    /// The epoch being executed.
+    pub epoch: u64,
+    /// Root of a [`JobResultsTree`](crate::JobResultsTree).
+    pub job_results_root: B256,
+    /// Sum of the payments of the jobs completed in this epoch (leaves from escrow).
+    pub released_payments: U256,
+    /// Root of a [`RewardTree`](crate::RewardTree).
+    pub worker_reward_root: B256,
+    /// Sum of all worker reward leaves.
+    pub worker_reward_total: U256,
+    /// Root of a [`ReputationTree`](crate::ReputationTree).
+    pub reputation_root: B256,
+    /// Workers to blacklist.
+    pub blacklist: Vec<BlacklistEntry>,
+    /// Validators to remove (they cannot register again from the same address).
+    pub remove_validators: Vec<Address>,
+}
+
+impl EpochSummary {
+    /// An empty summary for `epoch` (no jobs, no rewards, no changes).
+    pub fn empty(epoch: u64) -> Self {
+        Self {
+            epoch,
+            ..Self::default()
+        }
+    }
+
+    /// The canonical summary hash: `keccak256(abi.encode(summary))`, as the contract
+    /// computes it.
+    pub fn hash(&self) -> B256 {
+        keccak256(self.to_sol().abi_encode())
+    }
+
+    pub(crate) fn to_sol(&self) -> core::EpochSummary {
+        core::EpochSummary {
+            epoch: U256::from(self.epoch),
+            jobResultsRoot: self.job_results_root,
+            releasedPayments: self.released_payments,
+            workerRewardRoot: self.worker_reward_root,
+            workerRewardTotal: self.worker_reward_total,
+            reputationRoot: self.reputation_root,
+            blacklist: self
+                .blacklist
+                .iter()
+                .map(|b| core::BlacklistEntry {
+                    worker: b.worker,
+                    evidence: b.evidence,
+                })
+                .collect(),
+            removeValidators: self.remove_validators.clone(),
+        }
+    }
+}
+
+/// A registration as the contract stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    /// Hash of the node's network key.
+    pub node_key_hash: B256,
+    /// SNO locked.
+    pub collateral: U256,
+    /// When the collateral can be withdrawn (0 while active).
+    pub unlock_at: u64,
+    /// Whether the role is active.
+    pub active: bool,
+}
+
+/// Where a job's escrow stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// No such job.
+    None,
+    /// Payment held by the contract (until released by an epoch or refunded).
+    Escrowed,
+    /// Payment returned to the user.
+    Refunded,
+}
+
+/// A job as the contract stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobInfo {
+    /// Who requested it.
+    pub user: Address,
+    /// Its deadline (Unix seconds).
+    pub deadline: u64,
+    /// Its escrow state.
+    pub state: JobState,
+    /// The escrowed payment.
+    pub payment: U256,
+    /// The epoch that was current when it was requested.
+    pub requested_in_epoch: u64,
+}
+
+/// What an executed epoch recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochRecord {
+    /// The executed summary's hash.
+    pub summary_hash: B256,
+    /// Its job results root.
+    pub job_results_root: B256,
+    /// Its worker reward root.
+    pub worker_reward_root: B256,
+    /// Its reputation root.
+    pub reputation_root: B256,
+    /// Its committed worker reward total.
+    pub worker_reward_total: U256,
+    /// How much of that total has been claimed.
+    pub claimed: U256,
+    /// SNO minted for it.
+    pub emission: U256,
+    /// Job payments it released from escrow.
+    pub released_payments: U256,
+    /// When it executed (0: not executed).
+    pub executed_at: u64,
+    /// Active votes it executed with.
+    pub votes: u32,
+}
+
+/// The proposal window of the current epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundInfo {
+    /// The epoch the next execution finalises.
+    pub epoch: u64,
+    /// When proposals for it open.
+    pub proposals_open_at: u64,
+    /// Whether they are open now.
+    pub open: bool,
+    /// The current round (0 before opening).
+    pub round: u32,
+    /// Who may propose in this round (empty before opening).
+    pub proposers: Vec<Address>,
+}
+
+/// A proposal and its votes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalInfo {
+    /// Who proposed it.
+    pub proposer: Address,
+    /// In which round.
+    pub round: u32,
+    /// Everyone who voted for it, the proposer first.
+    pub voters: Vec<Address>,
+}
+
+/// What a mined transaction cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxReceipt {
+    /// Gas used, as in the receipt.
+    pub gas_used: u64,
+    /// The block it was mined in.
+    pub block_number: u64,
+    /// Its hash (zero on the embedded chain, which does not sign transactions).
+    pub tx_hash: B256,
+}
