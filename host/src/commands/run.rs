@@ -1,0 +1,151 @@
+//! `smartnodes run`: one task in the local sandbox.
+
+use anyhow::{bail, Context, Result};
+use smartnodes_runtime::{Limits, ModuleId, Outcome, Runtime, RuntimeConfig, TaskInput, Verdict};
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+/// Arguments of `smartnodes run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The task module: binary wasm, or WebAssembly text (.wat).
+    pub module: PathBuf,
+    /// The task's input: a file, or `-` for stdin. Default: stdin when it is piped,
+    /// otherwise empty.
+    #[arg(long, value_name = "FILE|-")]
+    pub input: Option<String>,
+    /// Fuel budget (about one unit per wasm instruction).
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.fuel)]
+    pub fuel: u64,
+    /// Largest linear memory, in MiB.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.memory_bytes >> 20,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub memory_mib: u64,
+    /// Largest output (stdout), in bytes.
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.max_output_bytes)]
+    pub max_output_bytes: u64,
+    /// Seed of the task's random source: 64 hex digits (32 bytes). Default: all zeros.
+    #[arg(long, value_name = "HEX", value_parser = parse_seed)]
+    pub seed: Option<[u8; 32]>,
+    /// Print one JSON object (verdict, fuel_used, output_hash, output_len, detail, stderr)
+    /// instead of the task's output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_seed(s: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| format!("expected 32 bytes (64 hex digits), got {}", b.len()))
+}
+
+/// Reads a module file, translating WebAssembly text to binary.
+pub fn read_module(path: &std::path::Path) -> Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading the module {}", path.display()))?;
+    if bytes.starts_with(b"\0asm") {
+        return Ok(bytes);
+    }
+    wat::parse_bytes(&bytes)
+        .map(|b| b.into_owned())
+        .with_context(|| {
+            format!(
+                "{} is neither binary wasm nor valid WebAssembly text",
+                path.display()
+            )
+        })
+}
+
+fn read_input(input: Option<&str>) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    match input {
+        Some("-") => {
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("reading the input from stdin")?;
+        }
+        Some(path) => {
+            buf = std::fs::read(path).with_context(|| format!("reading the input {path}"))?;
+        }
+        None if !std::io::stdin().is_terminal() => {
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("reading the input from stdin")?;
+        }
+        None => {}
+    }
+    Ok(buf)
+}
+
+/// The JSON object `--json` prints.
+pub fn outcome_json(outcome: &Outcome, module: ModuleId, fingerprint: &str) -> serde_json::Value {
+    serde_json::json!({
+        "verdict": outcome.verdict.as_str(),
+        "fuel_used": outcome.fuel_used,
+        "output_hash": outcome.output_hash_hex(),
+        "output_len": outcome.output.len(),
+        "detail": outcome.detail,
+        "stderr": String::from_utf8_lossy(&outcome.stderr),
+        "module_id": module.to_hex(),
+        "engine_fingerprint": fingerprint,
+    })
+}
+
+/// Runs the command; returns the process exit status (0 completed, 1 another verdict).
+pub fn run(args: RunArgs) -> Result<u8> {
+    let wasm = read_module(&args.module)?;
+    let input = read_input(args.input.as_deref())?;
+    let limits = Limits {
+        fuel: args.fuel,
+        memory_bytes: args.memory_mib << 20,
+        max_output_bytes: args.max_output_bytes,
+        ..Limits::DEFAULT
+    };
+    if args.fuel == 0 {
+        bail!("--fuel must be at least 1");
+    }
+    let runtime = Runtime::new(RuntimeConfig {
+        allocator: smartnodes_runtime::Allocator::OnDemand,
+        ..RuntimeConfig::default()
+    })
+    .context("starting the sandbox")?;
+    let task = TaskInput::new(input).with_seed(args.seed.unwrap_or([0; 32]));
+    let outcome = runtime
+        .run(&wasm, &task, &limits)
+        .context("running the task")?;
+
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let json = outcome_json(
+            &outcome,
+            ModuleId::of(&wasm),
+            &runtime.fingerprint().to_hex(),
+        );
+        writeln!(stdout, "{json}").context("writing to stdout")?;
+    } else {
+        std::io::stderr().write_all(&outcome.stderr).ok();
+        stdout
+            .write_all(&outcome.output)
+            .context("writing the output to stdout")?;
+    }
+    stdout.flush().context("writing to stdout")?;
+    if outcome.verdict == Verdict::Completed {
+        Ok(0)
+    } else {
+        let detail = if outcome.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", outcome.detail)
+        };
+        eprintln!(
+            "smartnodes run: {} after {} fuel{}",
+            outcome.verdict,
+            outcome.fuel_used,
+            detail.replace('\n', " ")
+        );
+        Ok(1)
+    }
+}
