@@ -1,0 +1,456 @@
+//! Function-body rewrite.
+//!
+//! The output of one function body:
+//! ```text
+//! func (params) (results) (local original…) (local $fuel i64) (local temporaries…)
+//!   $fuel = global.fuel - (1 + cost of the first segment)     ;; entry charge
+//!   if $fuel < 0 { global.fuel = $fuel; global.status = 1; unreachable }
+//!   if global.depth >= max { global.fuel = $fuel; global.status = 2; unreachable }
+//!   global.depth += 1
+//!   block (result results)       ;; the function's label: `return` becomes `br` to it
+//!     original body, with charges at segment starts, checks at loop headers,
+//!     flush/reload around calls and NaN canonicalisation at observation points
+//!   end
+//!   global.fuel = $fuel; global.depth -= 1
+//! end
+//! ```
+
+use std::collections::HashMap;
+
+use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
+use wasm_encoder::{BlockType, Encode, Function, Ieee32, Ieee64, Instruction as I};
+use wasmparser::{FunctionBody, Operator as Op, ValType};
+
+use crate::cost::{
+    ends_reachability, ends_segment, has_per_unit_cost, operator_cost, FUNCTION_ENTRY_COST,
+};
+use crate::module::{val_type, ModuleInfo};
+use crate::{MeterConfig, MeterError, NanForm, NanMode, Stats, Status};
+
+const CANON_F32: u32 = 0x7fc0_0000;
+const CANON_F64: u64 = 0x7ff8_0000_0000_0000;
+const CANON_F32X4: u128 = 0x7fc00000_7fc00000_7fc00000_7fc00000;
+const CANON_F64X2: u128 = 0x7ff8000000000000_7ff8000000000000;
+
+/// Slot number of the temporaries used by one canonicalisation (spill slots count from 0).
+const CANON_SLOT: u32 = u32::MAX;
+
+/// Lane shape of a float vector.
+#[derive(Clone, Copy)]
+enum Lanes {
+    F32x4,
+    F64x2,
+}
+
+struct Emitter<'m> {
+    buf: Vec<u8>,
+    info: &'m ModuleInfo,
+    cfg: &'m MeterConfig,
+    /// Index of the first local added by the rewrite.
+    next_local: u32,
+    extra_locals: Vec<wasm_encoder::ValType>,
+    temps: HashMap<(ValType, u32), u32>,
+    fuel: u32,
+    stats: &'m mut Stats,
+}
+
+impl Emitter<'_> {
+    fn ins(&mut self, i: I<'_>) {
+        i.encode(&mut self.buf);
+    }
+
+    fn new_local(&mut self, ty: ValType) -> u32 {
+        let index = self.next_local;
+        self.next_local += 1;
+        self.extra_locals.push(val_type(ty));
+        index
+    }
+
+    /// A temporary local of type `ty`; the same `(ty, slot)` gives the same local.
+    fn temp(&mut self, ty: ValType, slot: u32) -> u32 {
+        if let Some(&index) = self.temps.get(&(ty, slot)) {
+            return index;
+        }
+        let index = self.new_local(ty);
+        self.temps.insert((ty, slot), index);
+        index
+    }
+
+    fn nan(&self) -> bool {
+        self.cfg.nan == NanMode::ObservationPoints
+    }
+
+    /// Writes the local counter back to the global.
+    fn flush(&mut self) {
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::GlobalSet(self.info.fuel_global));
+    }
+
+    /// Reloads the local counter from the global (after a call).
+    fn reload(&mut self) {
+        self.ins(I::GlobalGet(self.info.fuel_global));
+        self.ins(I::LocalSet(self.fuel));
+    }
+
+    /// `if cond { flush; status = code; unreachable }`, with `cond` (i32) on the stack.
+    fn trap_if(&mut self, status: Status) {
+        self.ins(I::If(BlockType::Empty));
+        self.flush();
+        self.ins(I::I32Const(status as i32));
+        self.ins(I::GlobalSet(self.info.status_global));
+        self.ins(I::Unreachable);
+        self.ins(I::End);
+    }
+
+    /// Out-of-fuel check of the counter value on the stack.
+    fn check_fuel_on_stack(&mut self) {
+        self.ins(I::I64Const(0));
+        self.ins(I::I64LtS);
+        self.trap_if(Status::OutOfFuel);
+        self.stats.checks += 1;
+    }
+
+    /// Subtracts a static cost from the counter, then checks it if `check`.
+    fn charge(&mut self, cost: u64, check: bool) {
+        if cost == 0 && !check {
+            return;
+        }
+        self.ins(I::LocalGet(self.fuel));
+        if cost > 0 {
+            self.ins(I::I64Const(cost as i64));
+            self.ins(I::I64Sub);
+            self.stats.charges += 1;
+            if check {
+                self.ins(I::LocalTee(self.fuel));
+            } else {
+                self.ins(I::LocalSet(self.fuel));
+            }
+        }
+        if check {
+            self.check_fuel_on_stack();
+        }
+    }
+
+    /// Charges 1 per unit of the i32 on top of the stack (left in place), then checks.
+    fn charge_per_unit(&mut self) {
+        let units = self.temp(ValType::I32, CANON_SLOT);
+        self.ins(I::LocalTee(units));
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::LocalGet(units));
+        self.ins(I::I64ExtendI32U);
+        self.ins(I::I64Sub);
+        self.ins(I::LocalTee(self.fuel));
+        self.check_fuel_on_stack();
+    }
+
+    /// Replaces a NaN f32/f64 on top of the stack by the canonical NaN.
+    fn canon_scalar(&mut self, ty: ValType) {
+        self.stats.nan_canonicalizations += 1;
+        match self.cfg.nan_form {
+            NanForm::Simd => {
+                let v = self.temp(ValType::V128, CANON_SLOT);
+                let (splat, canon, eq, extract) = match ty {
+                    ValType::F32 => (
+                        I::F32x4Splat,
+                        CANON_F32X4,
+                        I::F32x4Eq,
+                        I::F32x4ExtractLane(0),
+                    ),
+                    _ => (
+                        I::F64x2Splat,
+                        CANON_F64X2,
+                        I::F64x2Eq,
+                        I::F64x2ExtractLane(0),
+                    ),
+                };
+                self.ins(splat);
+                self.ins(I::LocalTee(v));
+                self.ins(I::V128Const(canon as i128));
+                self.ins(I::LocalGet(v));
+                self.ins(I::LocalGet(v));
+                self.ins(eq);
+                self.ins(I::V128Bitselect);
+                self.ins(extract);
+            }
+            NanForm::Select => {
+                let t = self.temp(ty, CANON_SLOT);
+                self.ins(I::LocalTee(t));
+                match ty {
+                    ValType::F32 => self.ins(I::F32Const(Ieee32::new(CANON_F32))),
+                    _ => self.ins(I::F64Const(Ieee64::new(CANON_F64))),
+                }
+                self.ins(I::LocalGet(t));
+                self.ins(I::LocalGet(t));
+                match ty {
+                    ValType::F32 => self.ins(I::F32Eq),
+                    _ => self.ins(I::F64Eq),
+                }
+                // select(x, canon, x == x): x unless x is NaN.
+                self.ins(I::Select);
+            }
+        }
+    }
+
+    /// Replaces NaN lanes of the v128 on top of the stack by the canonical NaN.
+    fn canon_vector(&mut self, lanes: Lanes) {
+        self.stats.nan_canonicalizations += 1;
+        let v = self.temp(ValType::V128, CANON_SLOT);
+        let (canon, eq) = match lanes {
+            Lanes::F32x4 => (CANON_F32X4, I::F32x4Eq),
+            Lanes::F64x2 => (CANON_F64X2, I::F64x2Eq),
+        };
+        self.ins(I::LocalTee(v));
+        self.ins(I::V128Const(canon as i128));
+        self.ins(I::LocalGet(v));
+        self.ins(I::LocalGet(v));
+        self.ins(eq);
+        self.ins(I::V128Bitselect);
+    }
+
+    /// Canonicalises every float among the top `tys.len()` stack values (`tys` from the
+    /// bottom up), spilling them to temporaries when a float is not on top.
+    fn canon_stack(&mut self, tys: &[ValType]) {
+        let Some(first) = tys.iter().position(|t| is_float(*t)) else {
+            return;
+        };
+        if first == tys.len() - 1 {
+            self.canon_scalar(tys[first]);
+            return;
+        }
+        let tail = &tys[first..];
+        let mut slots = Vec::with_capacity(tail.len());
+        let mut seen: HashMap<ValType, u32> = HashMap::new();
+        for &ty in tail {
+            let n = seen.entry(ty).or_insert(0);
+            slots.push(self.temp(ty, *n));
+            *n += 1;
+        }
+        for &slot in slots.iter().rev() {
+            self.ins(I::LocalSet(slot));
+        }
+        for (&ty, &slot) in tail.iter().zip(&slots) {
+            self.ins(I::LocalGet(slot));
+            if is_float(ty) {
+                self.canon_scalar(ty);
+            }
+        }
+    }
+}
+
+fn is_float(t: ValType) -> bool {
+    matches!(t, ValType::F32 | ValType::F64)
+}
+
+/// Float vector operations whose result lanes may be NaNs with machine-specific bits.
+fn vector_nan_producer(op: &Op<'_>) -> Option<Lanes> {
+    use Op::*;
+    match op {
+        F32x4Ceil | F32x4Floor | F32x4Trunc | F32x4Nearest | F32x4Sqrt | F32x4Add | F32x4Sub
+        | F32x4Mul | F32x4Div | F32x4Min | F32x4Max | F32x4DemoteF64x2Zero | F32x4RelaxedMadd
+        | F32x4RelaxedNmadd | F32x4RelaxedMin | F32x4RelaxedMax => Some(Lanes::F32x4),
+        F64x2Ceil | F64x2Floor | F64x2Trunc | F64x2Nearest | F64x2Sqrt | F64x2Add | F64x2Sub
+        | F64x2Mul | F64x2Div | F64x2Min | F64x2Max | F64x2PromoteLowF32x4 | F64x2RelaxedMadd
+        | F64x2RelaxedNmadd | F64x2RelaxedMin | F64x2RelaxedMax => Some(Lanes::F64x2),
+        _ => None,
+    }
+}
+
+/// The float type a scalar observation point looks at (the value on top of the stack).
+fn scalar_observation(op: &Op<'_>, info: &ModuleInfo) -> Option<ValType> {
+    use Op::*;
+    match op {
+        F32Store { .. }
+        | I32ReinterpretF32
+        | F32Copysign
+        | F32x4Splat
+        | F32x4ReplaceLane { .. } => Some(ValType::F32),
+        F64Store { .. }
+        | I64ReinterpretF64
+        | F64Copysign
+        | F64x2Splat
+        | F64x2ReplaceLane { .. } => Some(ValType::F64),
+        GlobalSet { global_index } => {
+            let ty = info.global_types[*global_index as usize];
+            (is_float(ty) && info.observable_globals.contains(global_index)).then_some(ty)
+        }
+        _ => None,
+    }
+}
+
+/// The float type of a value whose bits are known not to come from arithmetic.
+fn clean_producer(op: &Op<'_>) -> Option<ValType> {
+    use Op::*;
+    match op {
+        F32Load { .. } | F32Const { .. } => Some(ValType::F32),
+        F64Load { .. } | F64Const { .. } => Some(ValType::F64),
+        _ => None,
+    }
+}
+
+pub(crate) fn rewrite(
+    body: &FunctionBody<'_>,
+    func_index: u32,
+    info: &ModuleInfo,
+    cfg: &MeterConfig,
+    stats: &mut Stats,
+) -> Result<Function, MeterError> {
+    let invalid = |e: wasmparser::BinaryReaderError| MeterError::Invalid(e.to_string());
+    let sig = info.func_sig(func_index);
+    let exported = info.exported_funcs.contains(&func_index);
+
+    let mut locals = Vec::new();
+    let mut next_local = sig.params.len() as u32;
+    for local in body.get_locals_reader().map_err(invalid)? {
+        let (count, ty) = local.map_err(invalid)?;
+        next_local = next_local
+            .checked_add(count)
+            .ok_or_else(|| MeterError::Invalid("too many locals".into()))?;
+        locals.push((count, val_type(ty)));
+    }
+
+    let mut ops = Vec::new();
+    let mut reader = body.get_operators_reader().map_err(invalid)?;
+    while !reader.eof() {
+        ops.push(reader.read().map_err(invalid)?);
+    }
+
+    // Pass 1: the static cost of every segment. Segment 0 starts at entry; segment k
+    // starts right after the k-th segment-ending operator.
+    let mut seg_costs = Vec::new();
+    let mut acc = FUNCTION_ENTRY_COST;
+    for op in &ops {
+        acc += operator_cost(op);
+        if ends_segment(op) {
+            seg_costs.push(acc);
+            acc = 0;
+        }
+    }
+
+    let mut e = Emitter {
+        buf: Vec::new(),
+        info,
+        cfg,
+        next_local,
+        extra_locals: Vec::new(),
+        temps: HashMap::new(),
+        fuel: 0,
+        stats,
+    };
+    e.stats.functions += 1;
+    e.fuel = e.new_local(ValType::I64);
+
+    // Entry: charge and check fuel, then depth.
+    e.ins(I::GlobalGet(info.fuel_global));
+    e.ins(I::I64Const(seg_costs[0] as i64));
+    e.ins(I::I64Sub);
+    e.stats.charges += 1;
+    e.ins(I::LocalTee(e.fuel));
+    e.check_fuel_on_stack();
+    e.ins(I::GlobalGet(info.depth_global));
+    e.ins(I::I32Const(cfg.max_call_depth as i32));
+    e.ins(I::I32GeU);
+    e.trap_if(Status::DepthExceeded);
+    e.ins(I::GlobalGet(info.depth_global));
+    e.ins(I::I32Const(1));
+    e.ins(I::I32Add);
+    e.ins(I::GlobalSet(info.depth_global));
+    let wrapper = match sig.results.as_slice() {
+        [] => BlockType::Empty,
+        [t] => BlockType::Result(val_type(*t)),
+        many => BlockType::FunctionType(info.result_block_types[many]),
+    };
+    e.ins(I::Block(wrapper));
+
+    let mut seg = 1usize;
+    let mut depth = 0u32; // control frames of the original body open inside the wrapper
+    let mut clean: Option<ValType> = None;
+    let mut re = RoundtripReencoder;
+    for op in ops {
+        let was_clean = clean.take();
+        match &op {
+            Op::End if depth == 0 => {
+                e.ins(I::End); // the wrapper
+                if e.nan() && exported {
+                    e.canon_stack(&sig.results);
+                }
+                e.flush();
+                e.ins(I::GlobalGet(info.depth_global));
+                e.ins(I::I32Const(1));
+                e.ins(I::I32Sub);
+                e.ins(I::GlobalSet(info.depth_global));
+                e.ins(I::End);
+                continue;
+            }
+            Op::Return => e.ins(I::Br(depth)),
+            Op::Unreachable => {
+                e.flush();
+                e.ins(I::Unreachable);
+            }
+            Op::Call { function_index } => {
+                let callee = info.func_sig(*function_index);
+                if e.nan() && *function_index < info.num_imported_funcs {
+                    e.canon_stack(&callee.params);
+                }
+                e.flush();
+                e.ins(I::Call(*function_index));
+                e.reload();
+            }
+            Op::CallIndirect { type_index, .. } => {
+                let params = &info.types[*type_index as usize].params;
+                if e.nan() && params.iter().any(|t| is_float(*t)) {
+                    let index = e.temp(ValType::I32, CANON_SLOT);
+                    e.ins(I::LocalSet(index));
+                    e.canon_stack(params);
+                    e.ins(I::LocalGet(index));
+                }
+                e.flush();
+                e.ins(reencode(&mut re, op.clone())?);
+                e.reload();
+            }
+            _ => {
+                if has_per_unit_cost(&op) {
+                    e.charge_per_unit();
+                }
+                if e.nan() {
+                    if let Some(ty) = scalar_observation(&op, info) {
+                        if was_clean != Some(ty) {
+                            e.canon_scalar(ty);
+                        }
+                    }
+                }
+                e.ins(reencode(&mut re, op.clone())?);
+                if e.nan() {
+                    if let Some(lanes) = vector_nan_producer(&op) {
+                        e.canon_vector(lanes);
+                    }
+                }
+                clean = clean_producer(&op);
+            }
+        }
+        match &op {
+            Op::Block { .. } | Op::Loop { .. } | Op::If { .. } => depth += 1,
+            Op::End => depth -= 1,
+            _ => {}
+        }
+        if ends_segment(&op) {
+            let cost = seg_costs[seg];
+            seg += 1;
+            if !ends_reachability(&op) {
+                e.charge(cost, matches!(op, Op::Loop { .. }));
+            }
+        }
+    }
+
+    let Emitter {
+        buf, extra_locals, ..
+    } = e;
+    locals.extend(extra_locals.into_iter().map(|t| (1, t)));
+    let mut function = Function::new(locals);
+    function.raw(buf);
+    Ok(function)
+}
+
+fn reencode<'a>(re: &mut RoundtripReencoder, op: Op<'a>) -> Result<I<'a>, MeterError> {
+    re.instruction(op)
+        .map_err(|e| MeterError::Unsupported(e.to_string()))
+}

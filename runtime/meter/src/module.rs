@@ -1,0 +1,350 @@
+//! Section-level rewrite: validates the input, collects what the function rewrite needs,
+//! appends the meter's globals, exports and block types, turns the start function into an
+//! export, and copies every other section as it is.
+
+use std::collections::{HashMap, HashSet};
+
+use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
+use wasm_encoder::{
+    CodeSection, ConstExpr, ExportKind, ExportSection, GlobalSection, GlobalType, Module,
+    RawSection, TypeSection,
+};
+use wasmparser::{
+    CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
+};
+
+use crate::{
+    func, Instrumented, MeterConfig, MeterError, Stats, DEPTH_EXPORT, FUEL_EXPORT, RESERVED_PREFIX,
+    START_EXPORT, STATUS_EXPORT,
+};
+
+/// A function signature.
+#[derive(Debug, Clone)]
+pub(crate) struct Sig {
+    pub(crate) params: Vec<ValType>,
+    pub(crate) results: Vec<ValType>,
+}
+
+/// What the function rewrite needs to know about the module.
+#[derive(Debug, Default)]
+pub(crate) struct ModuleInfo {
+    /// Signature of each type index.
+    pub(crate) types: Vec<Sig>,
+    /// Type index of each function index (imports first).
+    pub(crate) func_types: Vec<u32>,
+    pub(crate) num_imported_funcs: u32,
+    /// Functions the host can call directly.
+    pub(crate) exported_funcs: HashSet<u32>,
+    /// Type of each global index (imports first).
+    pub(crate) global_types: Vec<ValType>,
+    /// Globals the host can read: imported or exported.
+    pub(crate) observable_globals: HashSet<u32>,
+    /// The meter's own globals.
+    pub(crate) fuel_global: u32,
+    pub(crate) status_global: u32,
+    pub(crate) depth_global: u32,
+    /// Block type index `[] -> results` for every result list longer than one.
+    pub(crate) result_block_types: HashMap<Vec<ValType>, u32>,
+}
+
+impl ModuleInfo {
+    pub(crate) fn func_sig(&self, func: u32) -> &Sig {
+        &self.types[self.func_types[func as usize] as usize]
+    }
+}
+
+pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented, MeterError> {
+    validate(wasm)?;
+    let (mut info, start) = collect(wasm)?;
+
+    let num_types = info.types.len() as u32;
+    let mut extra_types: Vec<Vec<ValType>> = Vec::new();
+    for sig in &info.types {
+        if sig.results.len() > 1 && !info.result_block_types.contains_key(&sig.results) {
+            let index = num_types + extra_types.len() as u32;
+            info.result_block_types.insert(sig.results.clone(), index);
+            extra_types.push(sig.results.clone());
+        }
+    }
+    let num_globals = info.global_types.len() as u32;
+    info.fuel_global = num_globals;
+    info.status_global = num_globals + 1;
+    info.depth_global = num_globals + 2;
+
+    let mut out = Module::new();
+    let mut stats = Stats::default();
+    let mut globals_done = false;
+    let mut exports_done = false;
+    let mut code: Option<(CodeSection, u32)> = None;
+    let mut func_index = info.num_imported_funcs;
+    let mut re = RoundtripReencoder;
+    let info = info;
+
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(invalid)?;
+        // Sections come in a fixed order: the meter's globals and exports go in before the
+        // first section that must follow them, when the module has none of its own.
+        if let Some((id, _)) = payload.as_section() {
+            let rank = section_rank(id);
+            if !globals_done && rank > section_rank(GLOBAL_ID) {
+                out.section(&meter_globals(GlobalSection::new()));
+                globals_done = true;
+            }
+            if !exports_done && rank > section_rank(EXPORT_ID) {
+                out.section(&meter_exports(ExportSection::new(), &info, start));
+                exports_done = true;
+            }
+        }
+        match payload {
+            Payload::Version { .. } | Payload::End(_) => {}
+            Payload::TypeSection(reader) => {
+                let mut types = TypeSection::new();
+                re.parse_type_section(&mut types, reader)
+                    .map_err(|e| MeterError::Internal(e.to_string()))?;
+                for results in &extra_types {
+                    let results: Vec<wasm_encoder::ValType> =
+                        results.iter().map(|t| val_type(*t)).collect();
+                    types.ty().function([], results);
+                }
+                out.section(&types);
+            }
+            Payload::GlobalSection(reader) => {
+                let mut globals = GlobalSection::new();
+                re.parse_global_section(&mut globals, reader)
+                    .map_err(|e| MeterError::Internal(e.to_string()))?;
+                out.section(&meter_globals(globals));
+                globals_done = true;
+            }
+            Payload::ExportSection(reader) => {
+                let mut exports = ExportSection::new();
+                re.parse_export_section(&mut exports, reader)
+                    .map_err(|e| MeterError::Internal(e.to_string()))?;
+                out.section(&meter_exports(exports, &info, start));
+                exports_done = true;
+            }
+            // Removed: the host calls it through `START_EXPORT` once the budget is set.
+            Payload::StartSection { .. } => {}
+            Payload::CodeSectionStart { count, .. } => {
+                code = Some((CodeSection::new(), count));
+                if count == 0 {
+                    out.section(&CodeSection::new());
+                    code = None;
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let Some((section, count)) = code.as_mut() else {
+                    return Err(MeterError::Internal(
+                        "code entry outside a code section".into(),
+                    ));
+                };
+                let function = func::rewrite(&body, func_index, &info, cfg, &mut stats)?;
+                section.function(&function);
+                func_index += 1;
+                if func_index - info.num_imported_funcs == *count {
+                    out.section(&*section);
+                    code = None;
+                }
+            }
+            other => match other.as_section() {
+                Some((id, range)) => {
+                    out.section(&RawSection {
+                        id,
+                        data: &wasm[range],
+                    });
+                }
+                None => {
+                    return Err(MeterError::Unsupported(format!(
+                        "unexpected payload {other:?}"
+                    )))
+                }
+            },
+        }
+    }
+    if !globals_done {
+        out.section(&meter_globals(GlobalSection::new()));
+    }
+    if !exports_done {
+        out.section(&meter_exports(ExportSection::new(), &info, start));
+    }
+
+    let wasm = out.finish();
+    let features = supported_features_with_output();
+    Validator::new_with_features(features)
+        .validate_all(&wasm)
+        .map_err(|e| MeterError::Internal(format!("rewritten module is invalid: {e}")))?;
+    Ok(Instrumented {
+        wasm,
+        start: start.map(|_| START_EXPORT),
+        stats,
+    })
+}
+
+/// The output may use SIMD for NaN canonicalisation even if the input did not.
+fn supported_features_with_output() -> WasmFeatures {
+    crate::supported_features() | WasmFeatures::SIMD
+}
+
+fn validate(wasm: &[u8]) -> Result<(), MeterError> {
+    if let Err(err) = Validator::new_with_features(crate::supported_features()).validate_all(wasm) {
+        // Valid with every feature on: the module is fine, we are not.
+        return match Validator::new_with_features(WasmFeatures::all()).validate_all(wasm) {
+            Ok(_) => Err(MeterError::Unsupported(err.message().to_string())),
+            Err(_) => Err(MeterError::Invalid(err.to_string())),
+        };
+    }
+    Ok(())
+}
+
+fn invalid(err: wasmparser::BinaryReaderError) -> MeterError {
+    MeterError::Invalid(err.to_string())
+}
+
+fn check_name(name: &str) -> Result<(), MeterError> {
+    if name.starts_with(RESERVED_PREFIX) {
+        Err(MeterError::ReservedName(name.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+/// First pass: types, functions, globals, exports, the start function.
+fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
+    let mut info = ModuleInfo::default();
+    let mut start = None;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(invalid)? {
+            Payload::Version { encoding, .. } => {
+                if encoding != wasmparser::Encoding::Module {
+                    return Err(MeterError::Unsupported("components".into()));
+                }
+            }
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    for sub in group.map_err(invalid)?.into_types() {
+                        match &sub.composite_type.inner {
+                            CompositeInnerType::Func(f) => info.types.push(Sig {
+                                params: f.params().to_vec(),
+                                results: f.results().to_vec(),
+                            }),
+                            _ => return Err(MeterError::Unsupported("GC types".into())),
+                        }
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.map_err(invalid)?;
+                    check_name(import.module)?;
+                    check_name(import.name)?;
+                    match import.ty {
+                        TypeRef::Func(t) => {
+                            info.func_types.push(t);
+                            info.num_imported_funcs += 1;
+                        }
+                        TypeRef::Global(g) => {
+                            info.observable_globals
+                                .insert(info.global_types.len() as u32);
+                            info.global_types.push(g.content_type);
+                        }
+                        TypeRef::Tag(_) | TypeRef::FuncExact(_) => {
+                            return Err(MeterError::Unsupported(format!("import {:?}", import.ty)))
+                        }
+                        TypeRef::Table(_) | TypeRef::Memory(_) => {}
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for t in reader {
+                    info.func_types.push(t.map_err(invalid)?);
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for g in reader {
+                    info.global_types.push(g.map_err(invalid)?.ty.content_type);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(invalid)?;
+                    check_name(export.name)?;
+                    match export.kind {
+                        ExternalKind::Func | ExternalKind::FuncExact => {
+                            info.exported_funcs.insert(export.index);
+                        }
+                        ExternalKind::Global => {
+                            info.observable_globals.insert(export.index);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Payload::StartSection { func, .. } => start = Some(func),
+            _ => {}
+        }
+    }
+    // The host calls the former start function through an export.
+    if let Some(f) = start {
+        info.exported_funcs.insert(f);
+    }
+    Ok((info, start))
+}
+
+const GLOBAL_ID: u8 = 6;
+const EXPORT_ID: u8 = 7;
+
+/// Position of a section id in the required section order (custom sections: 0, anywhere).
+fn section_rank(id: u8) -> u8 {
+    match id {
+        1 => 1,   // type
+        2 => 2,   // import
+        3 => 3,   // function
+        4 => 4,   // table
+        5 => 5,   // memory
+        13 => 6,  // tag
+        6 => 7,   // global
+        7 => 8,   // export
+        8 => 9,   // start
+        9 => 10,  // element
+        12 => 11, // data count
+        10 => 12, // code
+        11 => 13, // data
+        _ => 0,
+    }
+}
+
+fn meter_globals(mut globals: GlobalSection) -> GlobalSection {
+    let i64_mut = GlobalType {
+        val_type: wasm_encoder::ValType::I64,
+        mutable: true,
+        shared: false,
+    };
+    let i32_mut = GlobalType {
+        val_type: wasm_encoder::ValType::I32,
+        mutable: true,
+        shared: false,
+    };
+    globals.global(i64_mut, &ConstExpr::i64_const(0)); // fuel: no budget until the host sets one
+    globals.global(i32_mut, &ConstExpr::i32_const(0)); // status
+    globals.global(i32_mut, &ConstExpr::i32_const(0)); // depth
+    globals
+}
+
+fn meter_exports(
+    mut exports: ExportSection,
+    info: &ModuleInfo,
+    start: Option<u32>,
+) -> ExportSection {
+    exports.export(FUEL_EXPORT, ExportKind::Global, info.fuel_global);
+    exports.export(STATUS_EXPORT, ExportKind::Global, info.status_global);
+    exports.export(DEPTH_EXPORT, ExportKind::Global, info.depth_global);
+    if let Some(f) = start {
+        exports.export(START_EXPORT, ExportKind::Func, f);
+    }
+    exports
+}
+
+pub(crate) fn val_type(t: ValType) -> wasm_encoder::ValType {
+    RoundtripReencoder
+        .val_type(t)
+        .expect("roundtrip of a value type cannot fail")
+}

@@ -1,0 +1,295 @@
+//! A tiny harness: instantiate import-free modules with wasmtime, call an export with zero
+//! arguments, and report what came out — under engine fuel (the reference) or under the
+//! meter's own counter.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use smartnodes_meter::{
+    budget_to_counter, classify, fuel_used, instrument, Instrumented, MeterConfig, Stop,
+    DEPTH_EXPORT, FUEL_EXPORT, RESERVED_PREFIX, STATUS_EXPORT,
+};
+use wasmtime::{Config, Engine, Instance, Module, Store, Trap, Val, ValType};
+
+/// Which engine configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// No engine fuel, no NaN canonicalisation: what the instrumented module runs on.
+    Plain,
+    /// Plain, but the engine canonicalises NaNs after every float operation.
+    Canon,
+    /// Engine fuel (the reference for fuel counts).
+    Fuel,
+}
+
+pub fn engine(kind: EngineKind) -> Engine {
+    let mut config = Config::new();
+    config.consume_fuel(kind == EngineKind::Fuel);
+    config.cranelift_nan_canonicalization(kind == EngineKind::Canon);
+    config.relaxed_simd_deterministic(true);
+    // Room for the meter's depth limit: the native limit must never be what stops a run.
+    config.max_wasm_stack(1 << 20);
+    Engine::new(&config).expect("engine")
+}
+
+/// A value, comparable bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum V {
+    I32(i32),
+    I64(i64),
+    F32(u32),
+    F64(u64),
+    V128(u128),
+    Ref(bool),
+}
+
+impl V {
+    fn of(v: &Val) -> V {
+        match v {
+            Val::I32(x) => V::I32(*x),
+            Val::I64(x) => V::I64(*x),
+            Val::F32(x) => V::F32(*x),
+            Val::F64(x) => V::F64(*x),
+            Val::V128(x) => V::V128(x.as_u128()),
+            Val::FuncRef(f) => V::Ref(f.is_some()),
+            Val::ExternRef(r) => V::Ref(r.is_some()),
+            other => panic!("unexpected value {other:?}"),
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Returned(Vec<V>),
+    /// A guest trap, with wasmtime's trap code.
+    Trap(String),
+    OutOfFuel,
+    /// The meter's depth limit.
+    DepthExceeded,
+    /// The engine's native stack limit (only the uninstrumented module can hit it).
+    StackOverflow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub outcome: Outcome,
+    pub fuel: u64,
+    /// Hash of every exported memory's bytes and every exported global's value.
+    pub state: u64,
+    /// The exported memories (for NaN-bit assertions).
+    pub memory: Vec<u8>,
+}
+
+fn trap_outcome(err: &wasmtime::Error) -> Outcome {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
+        Some(Trap::StackOverflow) => Outcome::StackOverflow,
+        Some(t) => Outcome::Trap(format!("{t:?}")),
+        None => Outcome::Trap(format!("host error: {err}")),
+    }
+}
+
+fn zero_args(ty: &wasmtime::FuncType) -> Vec<Val> {
+    ty.params()
+        .map(|t| match t {
+            ValType::I32 => Val::I32(0),
+            ValType::I64 => Val::I64(0),
+            ValType::F32 => Val::F32(0),
+            ValType::F64 => Val::F64(0),
+            ValType::V128 => Val::V128(0u128.into()),
+            ValType::Ref(r) => Val::null_ref(r.heap_type()),
+        })
+        .collect()
+}
+
+fn snapshot(store: &mut Store<()>, instance: &Instance) -> (u64, Vec<u8>) {
+    let mut h = DefaultHasher::new();
+    let mut memory = Vec::new();
+    let exports: Vec<_> = instance
+        .exports(&mut *store)
+        .map(|e| (e.name().to_string(), e.into_extern()))
+        .collect();
+    for (name, ext) in exports {
+        if name.starts_with(RESERVED_PREFIX) {
+            continue;
+        }
+        name.hash(&mut h);
+        match ext {
+            wasmtime::Extern::Memory(m) => {
+                let data = m.data(&*store);
+                data.hash(&mut h);
+                memory.extend_from_slice(data);
+            }
+            wasmtime::Extern::Global(g) => V::of(&g.get(&mut *store)).hash(&mut h),
+            wasmtime::Extern::Table(t) => t.size(&*store).hash(&mut h),
+            _ => {}
+        }
+    }
+    (h.finish(), memory)
+}
+
+/// Runs `func` of the uninstrumented module on an engine with engine fuel (`Fuel`) or none.
+pub fn run_reference(engine: &Engine, wasm: &[u8], func: &str, budget: u64) -> Run {
+    let module = Module::new(engine, wasm).expect("compile");
+    let mut store = Store::new(engine, ());
+    let fueled = engine.config_consumes_fuel();
+    if fueled {
+        // Instantiation itself can cost engine fuel (wasmtime charges element segment
+        // initialisation and the start function): give it its own budget, so that only
+        // the call is measured.
+        store.set_fuel(u64::MAX / 2).unwrap();
+    }
+    let outcome = match Instance::new(&mut store, &module, &[]) {
+        Err(err) => trap_outcome(&err),
+        Ok(instance) => {
+            if fueled {
+                store.set_fuel(budget).unwrap();
+            }
+            let f = instance.get_func(&mut store, func).expect("export");
+            let ty = f.ty(&store);
+            let args = zero_args(&ty);
+            let mut results = vec![Val::I32(0); ty.results().len()];
+            let outcome = match f.call(&mut store, &args, &mut results) {
+                Ok(()) => Outcome::Returned(results.iter().map(V::of).collect()),
+                Err(err) => trap_outcome(&err),
+            };
+            let fuel = if fueled {
+                budget - store.get_fuel().unwrap()
+            } else {
+                0
+            };
+            let (state, memory) = snapshot(&mut store, &instance);
+            return Run {
+                outcome,
+                fuel,
+                state,
+                memory,
+            };
+        }
+    };
+    Run {
+        outcome,
+        fuel: 0,
+        state: 0,
+        memory: Vec::new(),
+    }
+}
+
+trait ConsumesFuel {
+    fn config_consumes_fuel(&self) -> bool;
+}
+
+impl ConsumesFuel for Engine {
+    fn config_consumes_fuel(&self) -> bool {
+        // An engine without fuel refuses `set_fuel`.
+        let mut store = Store::new(self, ());
+        store.set_fuel(1).is_ok()
+    }
+}
+
+/// Runs `func` of an instrumented module with the meter's counter.
+pub fn run_metered(engine: &Engine, inst: &Instrumented, func: &str, budget: u64) -> Run {
+    let module = Module::new(engine, &inst.wasm).expect("compile instrumented");
+    let mut store = Store::new(engine, ());
+    let instance = match Instance::new(&mut store, &module, &[]) {
+        Ok(i) => i,
+        Err(err) => {
+            return Run {
+                outcome: trap_outcome(&err),
+                fuel: 0,
+                state: 0,
+                memory: Vec::new(),
+            }
+        }
+    };
+    let fuel_g = instance.get_global(&mut store, FUEL_EXPORT).expect("fuel");
+    let status_g = instance
+        .get_global(&mut store, STATUS_EXPORT)
+        .expect("status");
+    let depth_g = instance
+        .get_global(&mut store, DEPTH_EXPORT)
+        .expect("depth");
+    fuel_g
+        .set(&mut store, Val::I64(budget_to_counter(budget)))
+        .unwrap();
+
+    let call = |store: &mut Store<()>, name: &str| -> Result<Vec<V>, wasmtime::Error> {
+        let f = instance.get_func(&mut *store, name).expect("export");
+        let ty = f.ty(&*store);
+        let args = zero_args(&ty);
+        let mut results = vec![Val::I32(0); ty.results().len()];
+        f.call(&mut *store, &args, &mut results)?;
+        Ok(results.iter().map(V::of).collect())
+    };
+    let mut result = Ok(Vec::new());
+    if let Some(start) = inst.start {
+        result = call(&mut store, start).map(|_| Vec::new());
+    }
+    if result.is_ok() {
+        result = call(&mut store, func);
+    }
+    let remaining = fuel_g.get(&mut store).unwrap_i64();
+    let status = status_g.get(&mut store).unwrap_i32();
+    let stop = classify(result.is_err(), remaining, status);
+    let fuel = fuel_used(budget, remaining, stop);
+    let outcome = match (stop, result) {
+        (Stop::Completed, Ok(values)) => Outcome::Returned(values),
+        (Stop::OutOfFuel, _) => Outcome::OutOfFuel,
+        (Stop::DepthExceeded, _) => Outcome::DepthExceeded,
+        (Stop::GuestTrap, Err(err)) => trap_outcome(&err),
+        (stop, result) => panic!("inconsistent {stop:?} / {result:?}"),
+    };
+    if outcome != Outcome::DepthExceeded && !matches!(outcome, Outcome::Trap(_)) {
+        // Every frame that was entered was left (or the run is over anyway).
+        let depth = depth_g.get(&mut store).unwrap_i32();
+        if matches!(outcome, Outcome::Returned(_)) {
+            assert_eq!(depth, 0, "depth counter not balanced");
+        }
+    }
+    let (state, memory) = snapshot(&mut store, &instance);
+    Run {
+        outcome,
+        fuel,
+        state,
+        memory,
+    }
+}
+
+/// Instruments with the given config, panicking on error.
+pub fn meter(wasm: &[u8], cfg: &MeterConfig) -> Instrumented {
+    instrument(wasm, cfg).unwrap_or_else(|e| panic!("instrument: {e}"))
+}
+
+/// Exported function names of a module, in export order.
+pub fn exported_funcs(engine: &Engine, wasm: &[u8]) -> Vec<String> {
+    let module = Module::new(engine, wasm).expect("compile");
+    module
+        .exports()
+        .filter(|e| e.ty().func().is_some())
+        .map(|e| e.name().to_string())
+        .collect()
+}
+
+/// Config without NaN canonicalisation: the rewrite then changes nothing but metering, so
+/// results must be bit-identical to the original's.
+pub fn no_nan() -> MeterConfig {
+    MeterConfig {
+        nan: smartnodes_meter::NanMode::Off,
+        ..MeterConfig::default()
+    }
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+pub const FIXTURES: &[&str] = &[
+    "control.wat",
+    "calls.wat",
+    "floats.wat",
+    "memory.wat",
+    "kernels.wat",
+];
