@@ -23,13 +23,31 @@ pub enum EngineKind {
     Fuel,
 }
 
+/// The engine's native stack limit in the tests: far more than the meter's depth limit
+/// needs, so only the meter stops deep recursion. Tests that recurse deeply run on a
+/// thread with a larger stack (`on_big_stack`).
+pub const MAX_WASM_STACK: usize = 64 << 20;
+
+/// Runs `f` on a thread whose stack is larger than `MAX_WASM_STACK` (wasm runs on the
+/// calling thread's stack; a test thread has 2 MiB).
+pub fn on_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(MAX_WASM_STACK + (64 << 20))
+        .spawn(f)
+        .expect("spawn")
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 pub fn engine(kind: EngineKind) -> Engine {
     let mut config = Config::new();
     config.consume_fuel(kind == EngineKind::Fuel);
     config.cranelift_nan_canonicalization(kind == EngineKind::Canon);
     config.relaxed_simd_deterministic(true);
+    // wasm runs on the calling thread's stack (no async): the limit must fit in it.
+    config.async_stack_size(MAX_WASM_STACK + (1 << 20));
     // Room for the meter's depth limit: the native limit must never be what stops a run.
-    config.max_wasm_stack(1 << 20);
+    config.max_wasm_stack(MAX_WASM_STACK);
     Engine::new(&config).expect("engine")
 }
 
@@ -132,14 +150,19 @@ fn snapshot(store: &mut Store<()>, instance: &Instance) -> (u64, Vec<u8>) {
 
 /// Runs `func` of the uninstrumented module on an engine with engine fuel (`Fuel`) or none.
 pub fn run_reference(engine: &Engine, wasm: &[u8], func: &str, budget: u64) -> Run {
+    let (engine, wasm, func) = (engine.clone(), wasm.to_vec(), func.to_string());
+    on_big_stack(move || run_reference_here(&engine, &wasm, &func, budget))
+}
+
+fn run_reference_here(engine: &Engine, wasm: &[u8], func: &str, budget: u64) -> Run {
     let module = Module::new(engine, wasm).expect("compile");
     let mut store = Store::new(engine, ());
     let fueled = engine.config_consumes_fuel();
     if fueled {
         // Instantiation itself can cost engine fuel (wasmtime charges element segment
-        // initialisation and the start function): give it its own budget, so that only
+        // initialisation and the start function): give it a budget of its own, so that only
         // the call is measured.
-        store.set_fuel(u64::MAX / 2).unwrap();
+        store.set_fuel(budget).unwrap();
     }
     let outcome = match Instance::new(&mut store, &module, &[]) {
         Err(err) => trap_outcome(&err),
@@ -191,6 +214,11 @@ impl ConsumesFuel for Engine {
 
 /// Runs `func` of an instrumented module with the meter's counter.
 pub fn run_metered(engine: &Engine, inst: &Instrumented, func: &str, budget: u64) -> Run {
+    let (engine, inst, func) = (engine.clone(), inst.clone(), func.to_string());
+    on_big_stack(move || run_metered_here(&engine, &inst, &func, budget))
+}
+
+fn run_metered_here(engine: &Engine, inst: &Instrumented, func: &str, budget: u64) -> Run {
     let module = Module::new(engine, &inst.wasm).expect("compile instrumented");
     let mut store = Store::new(engine, ());
     let instance = match Instance::new(&mut store, &module, &[]) {
@@ -225,7 +253,15 @@ pub fn run_metered(engine: &Engine, inst: &Instrumented, func: &str, budget: u64
     };
     let mut result = Ok(Vec::new());
     if let Some(start) = inst.start {
+        // Like `run_reference`: the start function gets its own budget, only the call is
+        // measured.
+        fuel_g
+            .set(&mut store, Val::I64(budget_to_counter(budget)))
+            .unwrap();
         result = call(&mut store, start).map(|_| Vec::new());
+        fuel_g
+            .set(&mut store, Val::I64(budget_to_counter(budget)))
+            .unwrap();
     }
     if result.is_ok() {
         result = call(&mut store, func);
