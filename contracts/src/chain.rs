@@ -96,7 +96,14 @@ impl Backend {
 
 impl Rpc {
     fn new(url: reqwest_url::Url, signer: &PrivateKeySigner) -> Self {
+        // The nonce is read from the node for every transaction (under `send_lock`), never
+        // cached: a cached nonce would skip ahead when gas estimation fails on a revert,
+        // leaving a gap no later transaction could fill.
         let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
             .wallet(EthereumWallet::from(signer.clone()))
             .connect_http(url.clone())
             .erased();
@@ -620,7 +627,7 @@ impl Chain {
                 summaryHash: summary_hash,
             })
             .await?;
-        Ok((p.proposer != Address::ZERO).then(|| ProposalInfo {
+        Ok((p.proposer != Address::ZERO).then_some(ProposalInfo {
             proposer: p.proposer,
             round: p.round,
             voters: p.voters,
