@@ -1,1 +1,155 @@
-fn main() {}
+//! `cargo bench -p smartnodes-runtime --bench sandbox`: native vs sandboxed time for every
+//! example, and the warm task start latency. Prints one table (medians over interleaved
+//! rounds). Set `SMARTNODES_BENCH_ROUNDS` to change the number of rounds (default 7).
+
+use smartnodes_runtime::{Limits, Runtime, RuntimeConfig, TaskInput, Verdict};
+use std::time::{Duration, Instant};
+
+/// (example, input that runs for a fraction of a second natively)
+fn workloads() -> Vec<(&'static str, Vec<u8>)> {
+    let mut text = Vec::new();
+    let words = [
+        "lorem",
+        "ipsum",
+        "dolor",
+        "sit",
+        "amet",
+        "consectetur",
+        "adipiscing",
+        "elit",
+        "sed",
+        "do",
+    ];
+    let mut x: u64 = 1;
+    while text.len() < 4 << 20 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        text.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
+        text.extend_from_slice(if x % 7 == 0 { b".\n" } else { b" " });
+        if x % 13 == 0 {
+            text.extend_from_slice(format!("w{} ", x % 5000).as_bytes());
+        }
+    }
+    vec![
+        ("wordcount", text),
+        ("primes", b"20000000".to_vec()),
+        ("sha256-chain", b"300000\nsmartnodes".to_vec()),
+        ("mandelbrot", b"400 300 500 -2.0 -1.2 1.0 1.2".to_vec()),
+        ("matmul", b"200 7".to_vec()),
+    ]
+}
+
+fn native(name: &str, input: &[u8]) -> Vec<u8> {
+    match name {
+        "wordcount" => wordcount::run(input),
+        "primes" => primes::run(input),
+        "sha256-chain" => sha256_chain::run(input),
+        "mandelbrot" => mandelbrot::run(input),
+        "matmul" => matmul::run(input),
+        _ => unreachable!(),
+    }
+    .expect("native run")
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
+    let rounds: usize = std::env::var("SMARTNODES_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let rt = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let limits = Limits {
+        fuel: u64::MAX / 4,
+        memory_bytes: 1 << 30,
+        max_output_bytes: 64 << 20,
+        ..Limits::DEFAULT
+    };
+
+    println!("smartnodes-runtime sandbox benchmark: {rounds} interleaved rounds, medians");
+    println!("engine fingerprint {}", rt.fingerprint());
+    println!();
+    println!("| example | native | sandbox (wasmtime fuel + NaN canon) | ratio | fuel |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut ratios = Vec::new();
+    for (name, input) in workloads() {
+        let wasm = smartnodes_examples::module(name).unwrap();
+        let module = rt.load(wasm, &limits).unwrap().expect("valid example");
+        let task = TaskInput::new(input.clone());
+        let (mut nat, mut sand) = (Vec::new(), Vec::new());
+        let mut fuel = 0;
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let expected = native(name, &input);
+            nat.push(t.elapsed());
+            let t = Instant::now();
+            let o = rt.run_module(&module, &task, &limits).unwrap();
+            sand.push(t.elapsed());
+            assert_eq!(o.verdict, Verdict::Completed, "{name}: {}", o.detail);
+            assert_eq!(o.output, expected, "{name}: sandbox and native disagree");
+            fuel = o.fuel_used;
+        }
+        let (n, s) = (median(nat), median(sand));
+        let ratio = s.as_secs_f64() / n.as_secs_f64();
+        ratios.push(ratio);
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {ratio:.2}x | {fuel} |",
+            ms(n),
+            ms(s)
+        );
+    }
+    let geomean = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+    println!("| **geomean** | | | **{geomean:.2}x** | |");
+
+    // Warm start: cached module -> instantiate -> run an empty task -> drop.
+    let empty = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#)
+        .unwrap();
+    let module = rt.load(&empty, &limits).unwrap().unwrap();
+    let task = TaskInput::new(Vec::new());
+    for _ in 0..100 {
+        rt.run_module(&module, &task, &limits).unwrap();
+    }
+    let mut starts = Vec::new();
+    for _ in 0..2000 {
+        let t = Instant::now();
+        rt.run_module(&module, &task, &limits).unwrap();
+        starts.push(t.elapsed());
+    }
+    starts.sort();
+    println!();
+    println!(
+        "warm task start (cached module, instantiate, run empty `_start`, drop): p50 {:.1} us, p99 {:.1} us",
+        us(starts[starts.len() / 2]),
+        us(starts[starts.len() * 99 / 100])
+    );
+    // The same for a real Rust guest (wordcount on an empty input: std's start-up included).
+    let wc = rt
+        .load(smartnodes_examples::WORDCOUNT, &limits)
+        .unwrap()
+        .unwrap();
+    let mut starts = Vec::new();
+    for _ in 0..1000 {
+        let t = Instant::now();
+        rt.run_module(&wc, &task, &limits).unwrap();
+        starts.push(t.elapsed());
+    }
+    starts.sort();
+    println!(
+        "warm task start, Rust guest (wordcount, empty input): p50 {:.1} us, p99 {:.1} us",
+        us(starts[starts.len() / 2]),
+        us(starts[starts.len() * 99 / 100])
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -6,11 +6,20 @@
 //!   differs with copy-on-write initialisation, wasmtime#14331) is never counted;
 //! - `fuel_used` is exact when the task ended through the host (returned, `proc_exit`,
 //!   output too large) and equal to the whole budget when it ended by a trap in wasm code,
-//!   because the engine does not keep an exact count across a trap (wasmtime#13802).
+//!   because the engine does not keep an exact count across a trap (wasmtime#13802);
+//! - a task completes only if everything it consumed fits in the budget. The engine checks
+//!   fuel only at function entries and loop headers, so a task can run a little past its
+//!   budget before a check sees it; the engine is therefore given `budget + SLACK`, and a
+//!   task that ends through the host having used more than `budget` is out of fuel. The
+//!   verdict is then exact whatever the check placement.
 
 use crate::config::Metering;
 use crate::sandbox::State;
 use wasmtime::{Caller, Instance, Store};
+
+/// Fuel given to the engine beyond the budget, so that an overshoot between two checks
+/// is measured rather than hidden (see the module docs).
+const SLACK: u64 = 1 << 20;
 
 /// Engine settings for the metering.
 pub(crate) fn configure(config: &mut wasmtime::Config, metering: Metering) {
@@ -35,7 +44,7 @@ pub(crate) fn prepare(
 /// Fuel to let a start function (run during instantiation) use at most.
 pub(crate) fn before_instantiate(store: &mut Store<State>, budget: u64) -> wasmtime::Result<()> {
     match store.data().metering {
-        Metering::Wasmtime => store.set_fuel(budget),
+        Metering::Wasmtime => store.set_fuel(budget.saturating_add(SLACK)),
     }
 }
 
@@ -50,10 +59,13 @@ pub(crate) fn set_budget(
     }
 }
 
-/// Fuel used so far, read after `_start` returned or ended through a host call.
+/// Fuel used so far, read after `_start` returned or ended through a host call. May exceed
+/// the budget (then the task is out of fuel).
 pub(crate) fn fuel_used(store: &mut Store<State>, _instance: &Instance, budget: u64) -> u64 {
     match store.data().metering {
-        Metering::Wasmtime => budget.saturating_sub(store.get_fuel().unwrap_or(0)),
+        Metering::Wasmtime => budget
+            .saturating_add(SLACK)
+            .saturating_sub(store.get_fuel().unwrap_or(0)),
     }
 }
 
@@ -61,7 +73,9 @@ pub(crate) fn fuel_used(store: &mut Store<State>, _instance: &Instance, budget: 
 pub(crate) fn fuel_used_in_host(caller: &mut Caller<'_, State>) -> u64 {
     let budget = caller.data().budget;
     match caller.data().metering {
-        Metering::Wasmtime => budget.saturating_sub(caller.get_fuel().unwrap_or(0)),
+        Metering::Wasmtime => budget
+            .saturating_add(SLACK)
+            .saturating_sub(caller.get_fuel().unwrap_or(0)),
     }
 }
 

@@ -118,19 +118,27 @@ pub(crate) fn run(
         let w = &mut store.data_mut().wasi;
         (std::mem::take(&mut w.stdout), std::mem::take(&mut w.stderr))
     };
+    // The task ended through the host (returned, or a host call ended it): the fuel count
+    // is exact, and a count above the budget means it ran out (see metering's docs).
+    let exact = |store: &mut Store<State>| {
+        let used = metering::fuel_used(store, &instance, budget);
+        (used <= budget).then_some(used)
+    };
+    let out_of_fuel = |store: &mut Store<State>| {
+        let (_, stderr) = take(store);
+        Ok(Outcome::new(
+            Verdict::OutOfFuel,
+            budget,
+            Vec::new(),
+            stderr,
+            format!("out of fuel after {budget}"),
+        ))
+    };
     match result {
         Ok(()) => {
-            if metering::is_out_of_fuel(&mut store, Some(&instance), None) {
-                let (_, stderr) = take(&mut store);
-                return Ok(Outcome::new(
-                    Verdict::OutOfFuel,
-                    budget,
-                    Vec::new(),
-                    stderr,
-                    "out of fuel".into(),
-                ));
-            }
-            let fuel = metering::fuel_used(&mut store, &instance, budget);
+            let Some(fuel) = exact(&mut store) else {
+                return out_of_fuel(&mut store);
+            };
             let (stdout, stderr) = take(&mut store);
             Ok(Outcome::new(
                 Verdict::Completed,
@@ -143,7 +151,9 @@ pub(crate) fn run(
         Err(e) => {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 let code = *code;
-                let fuel = metering::fuel_used(&mut store, &instance, budget);
+                let Some(fuel) = exact(&mut store) else {
+                    return out_of_fuel(&mut store);
+                };
                 let (stdout, stderr) = take(&mut store);
                 return Ok(if code == 0 {
                     Outcome::new(Verdict::Completed, fuel, stdout, stderr, String::new())
@@ -158,7 +168,9 @@ pub(crate) fn run(
                 });
             }
             if e.downcast_ref::<OutputOverflow>().is_some() || store.data().wasi.stdout_overflow {
-                let fuel = metering::fuel_used(&mut store, &instance, budget);
+                let Some(fuel) = exact(&mut store) else {
+                    return out_of_fuel(&mut store);
+                };
                 let (_, stderr) = take(&mut store);
                 return Ok(Outcome::new(
                     Verdict::OutputTooLarge,

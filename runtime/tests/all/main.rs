@@ -1,0 +1,6 @@
+//! The runtime's integration tests, one binary (like wasmtime's `tests/all`).
+
+mod common;
+mod determinism;
+mod examples;
+mod hostile;
