@@ -1,0 +1,227 @@
+//! `smartnodes run` as a user runs it: real processes, exit codes, JSON, and the same
+//! `(verdict, output_hash, fuel_used)` in separate processes as in this one.
+
+use smartnodes_runtime::{Limits, Runtime, RuntimeConfig, TaskInput};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn smartnodes() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_smartnodes"))
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/tests/fixtures")
+}
+
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = smartnodes()
+        .arg("run")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn smartnodes");
+    // The process may exit before reading its input (usage errors): a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn write_examples(dir: &Path) -> Vec<(String, PathBuf)> {
+    smartnodes_examples::ALL
+        .iter()
+        .map(|(name, wasm)| {
+            let path = dir.join(format!("{name}.wasm"));
+            std::fs::write(&path, wasm).unwrap();
+            (name.to_string(), path)
+        })
+        .collect()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn runs_a_task_and_writes_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = write_examples(dir.path());
+    let wordcount = &examples.iter().find(|(n, _)| n == "wordcount").unwrap().1;
+    let out = run_with_stdin(&[wordcount.to_str().unwrap()], b"to be or not to be");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"be\t2\nto\t2\nnot\t1\nor\t1\n");
+
+    // --input FILE gives the same.
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, b"to be or not to be").unwrap();
+    let out = run_with_stdin(
+        &[
+            wordcount.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.stdout, b"be\t2\nto\t2\nnot\t1\nor\t1\n");
+}
+
+#[test]
+fn json_and_exit_codes_for_every_verdict() {
+    let cases = [
+        ("echo.wat", "completed", 0),
+        ("infinite_loop.wat", "out_of_fuel", 1),
+        ("unreachable.wat", "trapped", 1),
+        ("memory_bomb.wat", "memory_exceeded", 1),
+        ("output_flood.wat", "output_too_large", 1),
+        ("unknown_import.wat", "invalid_module", 1),
+    ];
+    for (file, verdict, code) in cases {
+        let path = fixtures().join(file);
+        let out = run_with_stdin(
+            &[
+                path.to_str().unwrap(),
+                "--json",
+                "--fuel",
+                "50000000",
+                "--memory-mib",
+                "32",
+            ],
+            b"hello",
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = json(&out);
+        assert_eq!(v["verdict"], verdict, "{file}");
+        for key in [
+            "verdict",
+            "fuel_used",
+            "output_hash",
+            "output_len",
+            "detail",
+            "stderr",
+        ] {
+            assert!(v.get(key).is_some(), "{file}: no {key} in {v}");
+        }
+        if verdict == "completed" {
+            assert_eq!(v["output_hash"].as_str().unwrap().len(), 64);
+            assert_eq!(v["output_len"], 5);
+        } else {
+            assert!(v["output_hash"].is_null());
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                stderr.trim().lines().count(),
+                1,
+                "{file}: one line of reason: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn usage_and_host_errors_exit_2_with_a_reason() {
+    let out = run_with_stdin(&["/nonexistent/task.wasm"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading the module"));
+    let echo = fixtures().join("echo.wat");
+    let out = run_with_stdin(&[echo.to_str().unwrap(), "--seed", "abcd"], b"");
+    assert_eq!(out.status.code(), Some(2), "a short seed is a usage error");
+    let out = run_with_stdin(&[echo.to_str().unwrap(), "--memory-mib", "0"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_with_stdin(&[echo.to_str().unwrap(), "--frobnicate"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    // A text file that is not valid WebAssembly text.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.wat");
+    std::fs::write(&bad, "(module (func $oops").unwrap();
+    let out = run_with_stdin(&[bad.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn separate_processes_agree_with_this_one() {
+    // The same (verdict, output_hash, fuel_used) from two fresh `smartnodes run` processes
+    // and from an in-process runtime, for every example and for the fixtures.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases: Vec<(PathBuf, Vec<u8>)> = write_examples(dir.path())
+        .into_iter()
+        .map(|(name, path)| {
+            let input = match name.as_str() {
+                "wordcount" => b"a b a c".to_vec(),
+                "primes" => b"5000".to_vec(),
+                "sha256-chain" => b"50\nxyz".to_vec(),
+                "mandelbrot" => b"16 12 50 -2 -1 1 1".to_vec(),
+                _ => b"12 3".to_vec(),
+            };
+            (path, input)
+        })
+        .collect();
+    for f in [
+        "clock_random",
+        "nan",
+        "relaxed_simd",
+        "sleep",
+        "exit_code",
+        "infinite_loop",
+        "out_of_bounds",
+    ] {
+        cases.push((fixtures().join(format!("{f}.wat")), b"in".to_vec()));
+    }
+    let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+    let limits = Limits {
+        fuel: 50_000_000,
+        ..Limits::DEFAULT
+    };
+    for (path, input) in cases {
+        let wasm = smartnodes::commands::run::read_module(&path).unwrap();
+        let here = rt
+            .run(&wasm, &TaskInput::new(input.clone()), &limits)
+            .unwrap();
+        for _ in 0..2 {
+            let out = run_with_stdin(
+                &[path.to_str().unwrap(), "--json", "--fuel", "50000000"],
+                &input,
+            );
+            let v = json(&out);
+            assert_eq!(v["verdict"], here.verdict.as_str(), "{}", path.display());
+            assert_eq!(v["fuel_used"], here.fuel_used, "{}", path.display());
+            assert_eq!(
+                v["output_hash"].as_str().map(String::from),
+                here.output_hash_hex(),
+                "{}",
+                path.display()
+            );
+            assert_eq!(v["engine_fingerprint"], rt.fingerprint().to_hex());
+        }
+    }
+}
+
+#[test]
+fn seed_changes_randomness_only() {
+    let path = fixtures().join("clock_random.wat");
+    let a = run_with_stdin(&[path.to_str().unwrap(), "--seed", &"11".repeat(32)], b"");
+    let b = run_with_stdin(&[path.to_str().unwrap(), "--seed", &"11".repeat(32)], b"");
+    let c = run_with_stdin(&[path.to_str().unwrap(), "--seed", &"22".repeat(32)], b"");
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    assert_eq!(
+        a.stdout[..32],
+        c.stdout[..32],
+        "clocks do not depend on the seed"
+    );
+    assert_ne!(a.stdout[32..], c.stdout[32..], "random bytes do");
+}
