@@ -213,10 +213,8 @@ fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
     let mut start = None;
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(invalid)? {
-            Payload::Version { encoding, .. } => {
-                if encoding != wasmparser::Encoding::Module {
-                    return Err(MeterError::Unsupported("components".into()));
-                }
+            Payload::Version { encoding, .. } if encoding != wasmparser::Encoding::Module => {
+                return Err(MeterError::Unsupported("components".into()));
             }
             Payload::TypeSection(reader) => {
                 for group in reader {
