@@ -26,8 +26,8 @@ fn workloads() -> Vec<(&'static str, Vec<u8>)> {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         text.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
-        text.extend_from_slice(if x % 7 == 0 { b".\n" } else { b" " });
-        if x % 13 == 0 {
+        text.extend_from_slice(if x.is_multiple_of(7) { b".\n" } else { b" " });
+        if x.is_multiple_of(13) {
             text.extend_from_slice(format!("w{} ", x % 5000).as_bytes());
         }
     }

@@ -100,3 +100,27 @@ pub(crate) fn store(module: &wasmtime::Module, path: &Path) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryCache;
+
+    #[test]
+    fn lru_evicts_the_least_recently_used() {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, "(module)").unwrap();
+        let linker = wasmtime::Linker::new(&engine);
+        let pre = std::sync::Arc::new(linker.instantiate_pre(&module).unwrap());
+        let cache = MemoryCache::new(2);
+        let mut c = cache.lock().unwrap();
+        c.insert([1; 32], pre.clone());
+        c.insert([2; 32], pre.clone());
+        assert!(c.get(&[1; 32]).is_some()); // 1 is now more recent than 2
+        c.insert([3; 32], pre.clone());
+        assert_eq!(c.len(), 2);
+        assert!(c.get(&[2; 32]).is_none(), "2 was the least recently used");
+        assert!(c.get(&[1; 32]).is_some() && c.get(&[3; 32]).is_some());
+        c.insert([3; 32], pre); // re-inserting a present key evicts nothing
+        assert_eq!(c.len(), 2);
+    }
+}
