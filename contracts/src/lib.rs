@@ -1,8 +1,9 @@
 //! The Smartnodes contracts from Rust: `SmartnodesCore` and the SNO token, on an embedded
 //! EVM or on any JSON-RPC node, behind one API.
 //!
-//! ```no_run
-//! # async fn demo() -> smartnodes_contracts::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> smartnodes_contracts::Result<()> {
 //! use smartnodes_contracts::{sno, Chain, EmbeddedEvm, Endpoint, Params, PrivateKeySigner, B256};
 //!
 //! let evm = EmbeddedEvm::new();
@@ -59,3 +60,8 @@ pub mod artifacts {
     /// `artifacts/SmartnodesToken.json`.
     pub const TOKEN_JSON: &str = crate::bindings::TOKEN_ARTIFACT;
 }
+
+/// The README's example, compiled as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
