@@ -760,3 +760,39 @@ async fn wait_for_receipt(
         delay = (delay * 2).min(Duration::from_millis(500));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: T) {}
+
+    /// The node drives `Chain` from tokio tasks: the client and its futures must be `Send`.
+    #[test]
+    fn chain_and_its_futures_are_send() {
+        let evm = EmbeddedEvm::with_timestamp(1);
+        let chain = Chain {
+            backend: Backend::Embedded(evm),
+            signer: PrivateKeySigner::random(),
+            deployment: Deployment {
+                core: Address::ZERO,
+                token: Address::ZERO,
+            },
+        };
+        assert_send_sync(&chain);
+        assert_send(chain.register_worker(B256::ZERO));
+        assert_send(chain.execute(&EpochSummary::empty(1)));
+        assert_send(chain.advance_time(1));
+        let signer = PrivateKeySigner::random();
+        let rpc = Chain {
+            backend: Backend::new(&Endpoint::Rpc("http://127.0.0.1:9".into()), &signer).unwrap(),
+            signer,
+            deployment: chain.deployment,
+        };
+        assert_send_sync(&rpc);
+        assert_send(rpc.register_worker(B256::ZERO));
+        assert_send(rpc.round_info());
+        assert_send(rpc.advance_time(1));
+    }
+}

@@ -41,6 +41,7 @@ pub(crate) fn test_params(treasury: Address) -> Params {
 
 pub(crate) struct Net {
     pub(crate) deployer: Chain,
+    endpoint: Endpoint,
     pub(crate) validators: Vec<Chain>,
     pub(crate) users: Vec<Chain>,
     pub(crate) workers: Vec<Chain>,
@@ -107,6 +108,7 @@ impl Net {
             }
         }
         let net = Net {
+            endpoint: endpoint.clone(),
             validators: chains[..v].to_vec(),
             users: chains[v..v + u].to_vec(),
             workers: chains[v + u..v + u + w].to_vec(),
@@ -132,6 +134,11 @@ impl Net {
                 .expect("register worker");
         }
         net
+    }
+
+    /// Where the contracts are.
+    pub(crate) fn endpoint(&self) -> Endpoint {
+        self.endpoint.clone()
     }
 
     /// Every account in the net, the deployer included.

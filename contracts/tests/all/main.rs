@@ -2,6 +2,7 @@
 //! `SMARTNODES_TEST_RPC_URL` (see `scripts/test-both.sh`, which starts anvil).
 
 mod access;
+mod client;
 mod collateral;
 mod common;
 mod drift;
