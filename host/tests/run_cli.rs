@@ -225,3 +225,13 @@ fn seed_changes_randomness_only() {
     );
     assert_ne!(a.stdout[32..], c.stdout[32..], "random bytes do");
 }
+
+#[test]
+fn built_in_examples_run_by_name() {
+    let out = run_with_stdin(&["example:primes"], b"100");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"25 97\n");
+    let out = run_with_stdin(&["example:nope"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wordcount"), "lists the examples");
+}

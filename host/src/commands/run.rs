@@ -8,7 +8,9 @@ use std::path::PathBuf;
 /// Arguments of `smartnodes run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The task module: binary wasm, or WebAssembly text (.wat).
+    /// The task module: a binary wasm file, a WebAssembly text file (.wat), or
+    /// `example:NAME` for an example task built into this binary (wordcount, primes,
+    /// sha256-chain, mandelbrot, matmul).
     pub module: PathBuf,
     /// The task's input: a file, or `-` for stdin. Default: stdin when it is piped,
     /// otherwise empty.
@@ -40,8 +42,15 @@ fn parse_seed(s: &str) -> Result<[u8; 32], String> {
         .map_err(|b: Vec<u8>| format!("expected 32 bytes (64 hex digits), got {}", b.len()))
 }
 
-/// Reads a module file, translating WebAssembly text to binary.
+/// Reads a module file, translating WebAssembly text to binary; `example:NAME` is an
+/// example task built into this binary.
 pub fn read_module(path: &std::path::Path) -> Result<Vec<u8>> {
+    if let Some(name) = path.to_str().and_then(|p| p.strip_prefix("example:")) {
+        return smartnodes_examples::module(name).map(<[u8]>::to_vec).with_context(|| {
+            let names: Vec<&str> = smartnodes_examples::ALL.iter().map(|(n, _)| *n).collect();
+            format!("no example task {name:?}; there are: {}", names.join(", "))
+        });
+    }
     let bytes =
         std::fs::read(path).with_context(|| format!("reading the module {}", path.display()))?;
     if bytes.starts_with(b"\0asm") {
