@@ -26,4 +26,18 @@ pub enum Command {
     /// result). Exit status: 0 completed, 1 any other verdict (out of fuel, trapped, ...),
     /// 2 a usage or host error. The task's log (stderr) is copied to stderr.
     Run(crate::commands::run::RunArgs),
+    /// Run a validator or a worker until Ctrl-C.
+    ///
+    /// Prints `listening on <multiaddr>` on stdout for each address it listens on.
+    Node(crate::commands::node::NodeArgs),
+    /// Submit a job (one task per --input) to a validator and wait for every result.
+    ///
+    /// Each output is checked against its worker's signed receipt and written to
+    /// DIR/<index>.out; DIR/summary.json lists each task's verdict, output hash, fuel and
+    /// worker. Exit status: 0 all tasks completed, 1 some ended otherwise, 2 an error.
+    Submit(crate::commands::submit::SubmitArgs),
+    /// Show a validator's jobs, their tasks and workers.
+    Status(crate::commands::status::StatusArgs),
+    /// Show a node's peer id and Ethereum address (creating its keys on first use).
+    Keys(crate::commands::keys::KeysArgs),
 }

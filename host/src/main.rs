@@ -21,6 +21,10 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Command::Run(args) => smartnodes::commands::run::run(args),
+        Command::Node(args) => smartnodes::commands::node::run(args),
+        Command::Submit(args) => smartnodes::commands::submit::run(args),
+        Command::Status(args) => smartnodes::commands::status::run(args),
+        Command::Keys(args) => smartnodes::commands::keys::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

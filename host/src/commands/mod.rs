@@ -1,3 +1,7 @@
 //! One module per subcommand.
 
+pub mod keys;
+pub mod node;
 pub mod run;
+pub mod status;
+pub mod submit;

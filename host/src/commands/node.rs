@@ -1,0 +1,86 @@
+//! `smartnodes node`: runs a validator or a worker until Ctrl-C (or SIGTERM).
+
+use crate::roles::{start_node, NodeConfig, Role};
+use anyhow::{Context, Result};
+use libp2p::Multiaddr;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Arguments of `smartnodes node`.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's role.
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// Where the node keeps its keys and database (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Where to listen, e.g. /ip4/127.0.0.1/tcp/0 for an OS-chosen port.
+    #[arg(long, value_name = "MULTIADDR", default_value = "/ip4/0.0.0.0/tcp/0")]
+    pub listen: Multiaddr,
+    /// A validator to join (repeatable); `/p2p/<peer id>` is optional.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Tasks a worker runs at once (default: the number of cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers_slots: Option<u32>,
+    /// Seconds without a heartbeat after which a validator gives a worker's tasks to
+    /// another (workers send heartbeats three times per lease).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    pub lease: f64,
+}
+
+/// Runs the node; prints `listening on <multiaddr>` lines on stdout once it listens.
+pub fn run(args: NodeArgs) -> Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut config = NodeConfig::new(args.role, args.data_dir.clone(), args.listen.clone())
+            .context("loading the node's keys")?;
+        config.bootstrap = args.bootstrap;
+        if let Some(n) = args.workers_slots {
+            config.worker_slots = n as usize;
+        }
+        anyhow::ensure!(
+            args.lease.is_finite() && args.lease >= 0.1,
+            "--lease must be at least 0.1 s"
+        );
+        config.lease = std::time::Duration::from_secs_f64(args.lease);
+        let node = start_node(config, None).await.context("starting the node")?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "peer id {}", node.peer_id())?;
+            for addr in &node.listen_addrs {
+                writeln!(out, "listening on {addr}")?;
+            }
+            out.flush()?;
+        }
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        node.stop().await;
+        Ok(0)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

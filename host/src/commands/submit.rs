@@ -1,0 +1,113 @@
+//! `smartnodes submit`: sends a job to a validator, prints progress as tasks complete,
+//! writes each output to `DIR/<index>.out` and a summary to `DIR/summary.json`.
+
+use crate::net::proto::JobLimits;
+use crate::roles::user::{JobRequestSpec, UserSession};
+use anyhow::{Context, Result};
+use libp2p::Multiaddr;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Arguments of `smartnodes submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// The task module: binary wasm, or WebAssembly text (.wat).
+    pub module: PathBuf,
+    /// One task's input (repeatable: one task per input).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub input: Vec<PathBuf>,
+    /// The validator; `/p2p/<peer id>` is optional.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub validator: Multiaddr,
+    /// Fuel per task.
+    #[arg(long, value_name = "N", default_value_t = JobLimits::default().fuel)]
+    pub fuel: u64,
+    /// Where to write the outputs and summary.json (default: the current directory).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up after this many seconds without a new result.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// Runs the command: 0 when every task completed, 1 when some ended with another verdict.
+pub fn run(args: SubmitArgs) -> Result<u8> {
+    let module = super::run::read_module(&args.module)?;
+    let inputs = args
+        .input
+        .iter()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading the input {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    anyhow::ensure!(args.fuel > 0, "--fuel must be at least 1");
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let job = JobRequestSpec {
+        module,
+        inputs,
+        limits: JobLimits {
+            fuel: args.fuel,
+            ..JobLimits::default()
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let session = UserSession::connect(args.validator.clone())
+            .await
+            .with_context(|| format!("connecting to {}", args.validator))?;
+        let total = job.inputs.len();
+        let job_id = session.submit(&job).await.context("submitting the job")?;
+        eprintln!("job {} submitted: {total} tasks", hex::encode(job_id));
+        let out = args.out.clone();
+        let mut write_error = None;
+        let report = session
+            .wait(
+                job_id,
+                total as u32,
+                Duration::from_secs(args.timeout),
+                |t, done| {
+                    let path = out.join(format!("{}.out", t.index));
+                    if let Err(e) = std::fs::write(&path, &t.output) {
+                        write_error.get_or_insert(format!("{}: {e}", path.display()));
+                    }
+                    eprintln!(
+                        "[{done}/{total}] task {} {} fuel {} by {}",
+                        t.index,
+                        t.verdict(),
+                        t.receipt.body.fuel_used,
+                        t.worker
+                    );
+                },
+            )
+            .await
+            .context("waiting for the results")?;
+        if let Some(e) = write_error {
+            anyhow::bail!("writing an output: {e}");
+        }
+        let summary = report.to_json();
+        let path = args.out.join("summary.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let all_completed = report.tasks.iter().all(|t| t.verdict() == "completed");
+        let mut stdout = std::io::stdout().lock();
+        if args.json {
+            writeln!(stdout, "{summary}")?;
+        } else {
+            writeln!(
+                stdout,
+                "job {}: {} tasks, outputs in {}",
+                hex::encode(job_id),
+                report.tasks.len(),
+                args.out.display()
+            )?;
+        }
+        session.close().await;
+        Ok(if all_completed { 0 } else { 1 })
+    })
+}

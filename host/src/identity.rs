@@ -1,0 +1,255 @@
+//! A node's two keys: the libp2p ed25519 key (its peer id, and the key that signs its
+//! receipts and records) and an Ethereum secp256k1 key (its chain address, used by the
+//! contract once epochs land).
+//!
+//! Both live in `DATA_DIR/keys/` with owner-only permissions (directory 0700, files 0600)
+//! and are created on first start. A file is written to a temporary name and renamed, so a
+//! crash never leaves half a key behind.
+
+use libp2p::identity::Keypair;
+use libp2p::PeerId;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why a node's keys could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// Reading or writing a key file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A key file exists but does not hold a valid key.
+    #[error("{path}: not a valid key ({reason})")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The keys of one node.
+#[derive(Clone)]
+pub struct Identity {
+    keypair: Keypair,
+    eth: k256::ecdsa::SigningKey,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("peer_id", &self.peer_id())
+            .field("eth_address", &self.eth_address_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+const NODE_KEY: &str = "node.key";
+const ETH_KEY: &str = "eth.key";
+
+impl Identity {
+    /// Fresh keys that live only in memory (the `submit` and `status` clients).
+    pub fn ephemeral() -> Identity {
+        Identity {
+            keypair: Keypair::generate_ed25519(),
+            eth: k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng),
+        }
+    }
+
+    /// Loads the keys from `data_dir/keys`, creating any that do not exist yet.
+    pub fn load_or_create(data_dir: &Path) -> Result<Identity, IdentityError> {
+        let dir = data_dir.join("keys");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| IdentityError::Io { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        set_mode(&dir, 0o700).map_err(io(&dir))?;
+
+        let node_path = dir.join(NODE_KEY);
+        let keypair = match std::fs::read(&node_path) {
+            Ok(bytes) => {
+                check_mode(&node_path)?;
+                Keypair::from_protobuf_encoding(&bytes).map_err(|e| IdentityError::Invalid {
+                    path: node_path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let keypair = Keypair::generate_ed25519();
+                let bytes = keypair
+                    .to_protobuf_encoding()
+                    .expect("ed25519 keys always encode");
+                write_private(&node_path, &bytes).map_err(io(&node_path))?;
+                keypair
+            }
+            Err(e) => return Err(io(&node_path)(e)),
+        };
+
+        let eth_path = dir.join(ETH_KEY);
+        let eth = match std::fs::read_to_string(&eth_path) {
+            Ok(text) => {
+                check_mode(&eth_path)?;
+                let invalid = |reason: String| IdentityError::Invalid {
+                    path: eth_path.clone(),
+                    reason,
+                };
+                let bytes = hex::decode(text.trim().trim_start_matches("0x"))
+                    .map_err(|e| invalid(e.to_string()))?;
+                k256::ecdsa::SigningKey::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+                let text = format!("0x{}\n", hex::encode(key.to_bytes()));
+                write_private(&eth_path, text.as_bytes()).map_err(io(&eth_path))?;
+                key
+            }
+            Err(e) => return Err(io(&eth_path)(e)),
+        };
+        Ok(Identity { keypair, eth })
+    }
+
+    /// The libp2p keypair.
+    pub fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+
+    /// The node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.keypair.public().to_peer_id()
+    }
+
+    /// The node's Ethereum address: the last 20 bytes of keccak256 of the uncompressed
+    /// public key (without its 0x04 prefix).
+    pub fn eth_address(&self) -> [u8; 20] {
+        eth_address_of(&self.eth)
+    }
+
+    /// The Ethereum address with its EIP-55 checksum, `0x…`.
+    pub fn eth_address_hex(&self) -> String {
+        checksum_address(&self.eth_address())
+    }
+}
+
+fn eth_address_of(key: &k256::ecdsa::SigningKey) -> [u8; 20] {
+    use sha3::Digest;
+    let point = key.verifying_key().to_encoded_point(false);
+    let hash = sha3::Keccak256::digest(&point.as_bytes()[1..]);
+    let mut out = [0; 20];
+    out.copy_from_slice(&hash[12..]);
+    out
+}
+
+/// EIP-55: a hex letter is upper case when the matching nibble of keccak(lowercase hex) is ≥ 8.
+fn checksum_address(address: &[u8; 20]) -> String {
+    use sha3::Digest;
+    let lower = hex::encode(address);
+    let hash = sha3::Keccak256::digest(lower.as_bytes());
+    let mut out = String::from("0x");
+    for (i, c) in lower.chars().enumerate() {
+        let nibble = (hash[i / 2] >> (if i % 2 == 0 { 4 } else { 0 })) & 0xf;
+        out.push(if nibble >= 8 {
+            c.to_ascii_uppercase()
+        } else {
+            c
+        });
+    }
+    out
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Refuses a key file that others may read: a leaked node key lets anyone sign receipts.
+fn check_mode(path: &Path) -> Result<(), IdentityError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|source| IdentityError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(IdentityError::Invalid {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "permissions {:o} let others read it; run chmod 600",
+                    meta.permissions().mode() & 0o777
+                ),
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_ethereum_address() {
+        // The secp256k1 private key 1 has a well-known address.
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let key = k256::ecdsa::SigningKey::from_slice(&one).unwrap();
+        assert_eq!(
+            checksum_address(&eth_address_of(&key)),
+            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
+        );
+    }
+
+    #[test]
+    fn keys_persist_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Identity::load_or_create(dir.path()).unwrap();
+        let b = Identity::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.peer_id(), b.peer_id());
+        assert_eq!(a.eth_address(), b.eth_address());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for name in [NODE_KEY, ETH_KEY] {
+                let path = dir.path().join("keys").join(name);
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{name}");
+            }
+            let path = dir.path().join("keys").join(ETH_KEY);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(Identity::load_or_create(dir.path()).is_err());
+        }
+        let other = tempfile::tempdir().unwrap();
+        let c = Identity::load_or_create(other.path()).unwrap();
+        assert_ne!(a.peer_id(), c.peer_id());
+    }
+}

@@ -1,0 +1,152 @@
+//! The roles a node plays, and [`start_node`], which wires a role to the network and the
+//! store.
+//!
+//! - [`validator`]: admits jobs, schedules tasks under leases, judges receipts;
+//! - [`worker`]: runs tasks and signs receipts;
+//! - [`user`]: a client session that submits jobs and checks what comes back;
+//! - [`blobs`]: content-addressed blob transfer, used by all three.
+
+pub mod blobs;
+pub mod user;
+pub(crate) mod validator;
+pub(crate) mod worker;
+
+use crate::identity::{Identity, IdentityError};
+use crate::net::{self, Client, NetError};
+use crate::store::{Store, StoreError};
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use smartnodes_runtime::Runtime;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A node's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Admits jobs and schedules their tasks.
+    Validator,
+    /// Runs tasks.
+    Worker,
+}
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Its role.
+    pub role: Role,
+    /// Its keys (see [`Identity::load_or_create`]).
+    pub keypair: Keypair,
+    /// Where its database lives.
+    pub data_dir: PathBuf,
+    /// Where it listens (`/ip4/127.0.0.1/tcp/0` for an OS-chosen port).
+    pub listen: Multiaddr,
+    /// Validators to join (workers) or peers to know (validators).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Tasks a worker runs at once.
+    pub worker_slots: usize,
+    /// How long a validator waits for a silent worker before giving its tasks to another;
+    /// workers send heartbeats three times per lease.
+    pub lease: Duration,
+}
+
+impl NodeConfig {
+    /// A node of `role` with its keys loaded (or created) in `data_dir`.
+    pub fn new(role: Role, data_dir: PathBuf, listen: Multiaddr) -> Result<NodeConfig, NodeError> {
+        let identity = Identity::load_or_create(&data_dir)?;
+        Ok(NodeConfig {
+            role,
+            keypair: identity.keypair().clone(),
+            data_dir,
+            listen,
+            bootstrap: Vec::new(),
+            worker_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            lease: Duration::from_secs(3),
+        })
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Its keys.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// Its database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Its network.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The sandbox.
+    #[error("starting the sandbox: {0}")]
+    Runtime(String),
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    /// Its network client.
+    pub client: Client,
+    /// The addresses it listens on, each ending in `/p2p/<peer id>`.
+    pub listen_addrs: Vec<Multiaddr>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Its peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.client.peer_id()
+    }
+
+    /// Its first listen address.
+    pub fn addr(&self) -> Multiaddr {
+        self.listen_addrs[0].clone()
+    }
+
+    /// Stops the role, flushes the database and stops the network.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+        self.client.shutdown().await;
+    }
+}
+
+/// Starts a node on the current tokio runtime. Workers run tasks on `runtime` (one is
+/// created if `None`; nodes in one process should share one).
+pub async fn start_node(
+    config: NodeConfig,
+    runtime: Option<Arc<Runtime>>,
+) -> Result<Node, NodeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| IdentityError::Io {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = Store::open(&config.data_dir.join("db"))?;
+    let (client, events, listen_addrs) =
+        net::start(config.keypair.clone(), Some(config.listen.clone())).await?;
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let task = match config.role {
+        Role::Validator => {
+            validator::Validator::start(&config, client.clone(), store, events, shutdown_rx).await?
+        }
+        Role::Worker => {
+            let runtime = match runtime {
+                Some(r) => r,
+                None => Arc::new(
+                    Runtime::new(smartnodes_runtime::RuntimeConfig::default())
+                        .map_err(|e| NodeError::Runtime(e.to_string()))?,
+                ),
+            };
+            worker::Worker::start(&config, client.clone(), store, runtime, events, shutdown_rx)
+                .await?
+        }
+    };
+    Ok(Node {
+        client,
+        listen_addrs,
+        shutdown,
+        task,
+    })
+}

@@ -1,0 +1,379 @@
+//! The user: a client session with one validator. It submits jobs (small blobs inline, the
+//! rest served to the validator on request), collects every task's result — pushed by the
+//! validator as tasks complete, and polled as a fallback — and checks each one: the
+//! receipt's signature, that it is for this job and task, and that the output matches the
+//! receipt's output hash.
+
+use super::blobs::{self, Blobs};
+use crate::identity::Identity;
+use crate::net::proto::*;
+use crate::net::{self, Client, Event, NetError, Request, Response};
+use crate::store::{Store, StoreError};
+use libp2p::{Multiaddr, PeerId};
+use smartnodes_runtime::sha256;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// The network.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The local store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The validator refused.
+    #[error("the validator refused: {0}")]
+    Rejected(String),
+    /// The validator answered something that is not an answer.
+    #[error("unexpected answer from the validator")]
+    Unexpected,
+    /// The job is not valid (no task, too many, a blob too large).
+    #[error("invalid job: {0}")]
+    Invalid(String),
+    /// No result for too long.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// One task's checked result.
+#[derive(Debug, Clone)]
+pub struct TaskOutcome {
+    /// Its index.
+    pub index: u32,
+    /// The signed receipt.
+    pub receipt: Receipt,
+    /// The output (its sha256 is the receipt's `output_hash`).
+    pub output: Vec<u8>,
+    /// The worker that ran it.
+    pub worker: PeerId,
+}
+
+impl TaskOutcome {
+    /// The verdict's name.
+    pub fn verdict(&self) -> &'static str {
+        verdict_name(self.receipt.body.verdict)
+    }
+}
+
+/// A finished job.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// Its id.
+    pub job_id: Hash,
+    /// Every task, by index.
+    pub tasks: Vec<TaskOutcome>,
+}
+
+impl JobReport {
+    /// The JSON summary `submit` prints.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "job_id": hex::encode(self.job_id),
+            "tasks": self.tasks.iter().map(|t| serde_json::json!({
+                "index": t.index,
+                "verdict": t.verdict(),
+                "output_hash": t.receipt.body.output_hash.map(hex::encode),
+                "output_len": t.output.len(),
+                "fuel_used": t.receipt.body.fuel_used,
+                "worker": t.worker.to_string(),
+                "engine_fingerprint": hex::encode(t.receipt.body.engine),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// What to submit.
+#[derive(Debug, Clone)]
+pub struct JobRequestSpec {
+    /// The module (wasm).
+    pub module: Vec<u8>,
+    /// One input per task.
+    pub inputs: Vec<Vec<u8>>,
+    /// Limits per task.
+    pub limits: JobLimits,
+}
+
+type Pushes = Arc<Mutex<HashMap<Hash, mpsc::Sender<TaskResult>>>>;
+
+/// A connection to one validator.
+#[derive(Debug)]
+pub struct UserSession {
+    client: Client,
+    store: Store,
+    blobs: Blobs,
+    validator_addr: Multiaddr,
+    validator: Mutex<PeerId>,
+    pushes: Pushes,
+    events_task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for UserSession {
+    fn drop(&mut self) {
+        self.events_task.abort();
+    }
+}
+
+impl UserSession {
+    /// Starts an ephemeral node (fresh keys, in-memory store, no listening) and connects to
+    /// the validator at `addr` (with or without `/p2p/<id>`).
+    pub async fn connect(addr: Multiaddr) -> Result<UserSession, UserError> {
+        let identity = Identity::ephemeral();
+        let store = Store::temporary()?;
+        let (client, mut events, _) = net::start(identity.keypair().clone(), None).await?;
+        let validator = client.dial(addr.clone()).await?;
+        let pushes: Pushes = Arc::default();
+        let (c, s, p) = (client.clone(), store.clone(), pushes.clone());
+        let events_task = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let Event::Inbound {
+                    request, responder, ..
+                } = event
+                else {
+                    continue;
+                };
+                let response = match request {
+                    Request::Blob(r) => Response::Blob(blobs::serve(&s, &r)),
+                    Request::Result(result) => {
+                        let tx = p
+                            .lock()
+                            .expect("poisoned")
+                            .get(&result.receipt.body.job_id)
+                            .cloned();
+                        if let Some(tx) = tx {
+                            let _ = tx.try_send(result);
+                        }
+                        Response::Result(ResultResponse::Ok)
+                    }
+                    Request::Job(_) => Response::Job(JobResponse::Rejected {
+                        reason: "this node is a user".into(),
+                    }),
+                    Request::Task(_) => Response::Task(TaskResponse::Rejected {
+                        reason: "this node is a user".into(),
+                    }),
+                };
+                c.respond(responder, response).await;
+            }
+        });
+        Ok(UserSession {
+            blobs: Blobs::new(client.clone(), store.clone()),
+            client,
+            store,
+            validator_addr: addr,
+            validator: Mutex::new(validator),
+            pushes,
+            events_task,
+        })
+    }
+
+    /// The validator's peer id.
+    pub fn validator(&self) -> PeerId {
+        *self.validator.lock().expect("poisoned")
+    }
+
+    /// Dials the validator again if the connection dropped (it may have restarted).
+    async fn reconnect(&self) {
+        if self.client.is_connected(self.validator()).await {
+            return;
+        }
+        match self.client.dial(self.validator_addr.clone()).await {
+            Ok(peer) => *self.validator.lock().expect("poisoned") = peer,
+            Err(e) => tracing::debug!("validator unreachable: {e}"),
+        }
+    }
+
+    /// `/smartnodes/job/1 Status`.
+    pub async fn status(&self, job: Option<Hash>) -> Result<JobResponse, UserError> {
+        Ok(self
+            .client
+            .job(self.validator(), JobRequest::Status { job })
+            .await?)
+    }
+
+    /// Submits a job and returns its id once the validator has stored it.
+    pub async fn submit(&self, job: &JobRequestSpec) -> Result<Hash, UserError> {
+        if job.inputs.is_empty() || job.inputs.len() > limits::MAX_TASKS {
+            return Err(UserError::Invalid(format!(
+                "a job has 1 to {} tasks",
+                limits::MAX_TASKS
+            )));
+        }
+        job.limits.check().map_err(UserError::Invalid)?;
+        let module = self.store.put_blob(&job.module)?;
+        let mut inputs = Vec::with_capacity(job.inputs.len());
+        let mut inline = Vec::new();
+        let mut inline_total = 0;
+        let mut seen = std::collections::HashSet::new();
+        for blob in std::iter::once(&job.module).chain(&job.inputs) {
+            if blob.len() as u64 > limits::MAX_BLOB {
+                return Err(UserError::Invalid(format!(
+                    "a blob of {} bytes is over the limit of {}",
+                    blob.len(),
+                    limits::MAX_BLOB
+                )));
+            }
+            let id = self.store.put_blob(blob)?;
+            if seen.insert(id)
+                && blob.len() <= limits::INLINE_BLOB
+                && inline_total + blob.len() <= limits::INLINE_TOTAL
+            {
+                inline_total += blob.len();
+                inline.push(blob.clone());
+            }
+        }
+        for input in &job.inputs {
+            inputs.push(sha256(input));
+        }
+        let spec = JobSpec {
+            module,
+            inputs,
+            limits: job.limits,
+            owner: self.client.peer_id().to_bytes(),
+            nonce: rand::random(),
+        };
+        let expected = spec.id();
+        let answer = self
+            .client
+            .job(
+                self.validator(),
+                JobRequest::Submit {
+                    spec,
+                    blobs: inline,
+                },
+            )
+            .await?;
+        match answer {
+            JobResponse::Submitted { job_id } if job_id == expected => Ok(job_id),
+            JobResponse::Submitted { .. } => Err(UserError::Unexpected),
+            JobResponse::Rejected { reason } => Err(UserError::Rejected(reason)),
+            _ => Err(UserError::Unexpected),
+        }
+    }
+
+    /// Checks one result against the job; returns the task's outcome.
+    async fn check(&self, job_id: &Hash, total: u32, result: TaskResult) -> Option<TaskOutcome> {
+        let worker = match result.receipt.verify() {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("a result with an invalid receipt: {e}");
+                return None;
+            }
+        };
+        let body = &result.receipt.body;
+        if body.job_id != *job_id || body.index >= total {
+            tracing::warn!("a result for another task");
+            return None;
+        }
+        let output = match (result.output, body.output_hash) {
+            (Some(o), Some(h)) if sha256(&o) == h => o,
+            (Some(_), _) => {
+                tracing::warn!(index = body.index, "an output that does not match its receipt");
+                return None;
+            }
+            (None, Some(h)) => {
+                if let Err(e) = self.blobs.fetch(self.validator(), h, limits::MAX_BLOB).await {
+                    tracing::warn!(index = body.index, "fetching an output: {e}");
+                    return None;
+                }
+                self.store.blob(&h).ok().flatten()?.to_vec()
+            }
+            (None, None) => Vec::new(),
+        };
+        Some(TaskOutcome {
+            index: body.index,
+            worker,
+            output,
+            receipt: result.receipt,
+        })
+    }
+
+    /// Waits for every result of a submitted job, calling `progress` for each as it is
+    /// checked. Gives up after `timeout` without any new result.
+    pub async fn wait(
+        &self,
+        job_id: Hash,
+        total: u32,
+        timeout: Duration,
+        mut progress: impl FnMut(&TaskOutcome, usize),
+    ) -> Result<JobReport, UserError> {
+        let (tx, mut rx) = mpsc::channel(1024);
+        self.pushes.lock().expect("poisoned").insert(job_id, tx);
+        let result = async {
+            let mut done: Vec<Option<TaskOutcome>> = vec![None; total as usize];
+            let mut count = 0usize;
+            let mut last_progress = tokio::time::Instant::now();
+            let mut poll = tokio::time::interval(Duration::from_millis(500));
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while count < total as usize {
+                let batch: Vec<TaskResult> = tokio::select! {
+                    Some(r) = rx.recv() => vec![r],
+                    _ = poll.tick() => {
+                        if last_progress.elapsed() > timeout {
+                            return Err(UserError::Timeout(timeout));
+                        }
+                        let have = bitset(&done);
+                        match self.client.job(self.validator(), JobRequest::Results { job: job_id, have }).await {
+                            Ok(JobResponse::Results { results, .. }) => results,
+                            Ok(JobResponse::Rejected { reason }) => return Err(UserError::Rejected(reason)),
+                            Ok(_) => return Err(UserError::Unexpected),
+                            Err(e) => {
+                                tracing::debug!("polling results: {e}");
+                                self.reconnect().await;
+                                Vec::new()
+                            }
+                        }
+                    }
+                };
+                for result in batch {
+                    let index = result.receipt.body.index as usize;
+                    if done.get(index).is_none_or(|d| d.is_some()) {
+                        continue;
+                    }
+                    if let Some(outcome) = self.check(&job_id, total, result).await {
+                        count += 1;
+                        last_progress = tokio::time::Instant::now();
+                        progress(&outcome, count);
+                        done[index] = Some(outcome);
+                    }
+                }
+            }
+            Ok(JobReport {
+                job_id,
+                tasks: done.into_iter().map(|d| d.expect("all done")).collect(),
+            })
+        }
+        .await;
+        self.pushes.lock().expect("poisoned").remove(&job_id);
+        result
+    }
+
+    /// Submits a job and waits for all its results.
+    pub async fn run_job(
+        &self,
+        job: &JobRequestSpec,
+        timeout: Duration,
+        progress: impl FnMut(&TaskOutcome, usize),
+    ) -> Result<JobReport, UserError> {
+        let job_id = self.submit(job).await?;
+        self.wait(job_id, job.inputs.len() as u32, timeout, progress)
+            .await
+    }
+
+    /// Stops the session's network.
+    pub async fn close(self) {
+        self.client.shutdown().await;
+    }
+}
+
+fn bitset(done: &[Option<TaskOutcome>]) -> Vec<u8> {
+    let mut bits = vec![0u8; done.len().div_ceil(8)];
+    for (i, d) in done.iter().enumerate() {
+        if d.is_some() {
+            bits[i / 8] |= 1 << (i % 8);
+        }
+    }
+    bits
+}

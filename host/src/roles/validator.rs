@@ -1,0 +1,930 @@
+//! The validator: admits jobs, assigns tasks to workers by reputation and free capacity,
+//! holds a lease per assigned task (renewed by the worker's heartbeats; a task whose
+//! worker goes silent or disconnects goes back to the queue), checks each result's signed
+//! receipt and output hash, records the first valid one per task, and answers users.
+//!
+//! Everything lives in sled first; the in-memory [`State`] (queue, workers, leases) is
+//! rebuilt from it on start, so a validator killed and restarted resumes its jobs.
+
+use super::blobs::{self, Blobs};
+use super::NodeConfig;
+use crate::net::proto::*;
+use crate::net::{Client, Event, Request, Response};
+use crate::store::{
+    split_task_key, task_key, JobRecord, JobState, Lease, Store, StoreError, TaskRecord,
+    TaskState,
+};
+use libp2p::PeerId;
+use smartnodes_runtime::sha256;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+type TaskId = (Hash, u32);
+
+#[derive(Debug)]
+struct WorkerInfo {
+    /// Slots the worker advertised.
+    capacity: u32,
+    /// Slots we use now: the advertised ones, fewer after the worker said it was busy.
+    usable: u32,
+    running: HashSet<TaskId>,
+    last_seen: Instant,
+    reputation: i64,
+}
+
+#[derive(Debug)]
+struct JobMeta {
+    spec: Arc<JobSpec>,
+    owner: Option<PeerId>,
+}
+
+#[derive(Debug)]
+struct Holder {
+    worker: PeerId,
+    renewed: Instant,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<TaskId>,
+    workers: HashMap<PeerId, WorkerInfo>,
+    jobs: HashMap<Hash, JobMeta>,
+    assigned: HashMap<TaskId, Holder>,
+    fetching: HashSet<Hash>,
+}
+
+/// A running validator.
+#[derive(Debug)]
+pub(crate) struct Validator {
+    client: Client,
+    store: Store,
+    blobs: Blobs,
+    state: Mutex<State>,
+    lease: Duration,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn peer_of(bytes: &[u8]) -> Option<PeerId> {
+    PeerId::from_bytes(bytes).ok()
+}
+
+impl Validator {
+    /// Loads the state from `store` and starts the validator's loops.
+    pub(crate) async fn start(
+        config: &NodeConfig,
+        client: Client,
+        store: Store,
+        mut events: mpsc::Receiver<Event>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+        let validator = Arc::new(Validator {
+            blobs: Blobs::new(client.clone(), store.clone()),
+            client,
+            store,
+            state: Mutex::new(State::default()),
+            lease: config.lease,
+        });
+        validator.recover()?;
+        for addr in &config.bootstrap {
+            let _ = validator.client.dial(addr.clone()).await;
+        }
+        let role_record = SignedRecord::sign(
+            RecordBody::Role {
+                peer: validator.client.peer_id().to_bytes(),
+                role: "validator".into(),
+                capacity: 0,
+                expires: unix_now() + 600,
+            },
+            &config.keypair,
+        );
+        validator.client.put_record(role_record).await;
+
+        let v = validator.clone();
+        Ok(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Some(event) => v.on_event(event),
+                        None => break,
+                    },
+                    _ = tick.tick() => v.on_tick(),
+                    _ = shutdown.changed() => break,
+                }
+            }
+            let _ = v.store.flush().await;
+        }))
+    }
+
+    /// Rebuilds the in-memory state from sled: every task not done goes back to the queue
+    /// (leases do not survive a restart: their workers re-register and get new ones).
+    fn recover(self: &Arc<Self>) -> Result<(), StoreError> {
+        let mut resumed = 0;
+        let mut fetching = Vec::new();
+        {
+            let mut st = self.state.lock().expect("poisoned");
+            for (key, job) in self.store.jobs.scan(&[])? {
+                let Ok(job_id) = Hash::try_from(key.as_slice()) else {
+                    continue;
+                };
+                if job.state == JobState::Done {
+                    continue;
+                }
+                st.jobs.insert(
+                    job_id,
+                    JobMeta {
+                        owner: peer_of(&job.spec.owner),
+                        spec: Arc::new(job.spec.clone()),
+                    },
+                );
+                if job.state == JobState::Fetching {
+                    fetching.push(job_id);
+                    continue;
+                }
+                for (key, mut task) in self.store.tasks.scan(&job_id)? {
+                    let Some(id) = split_task_key(&key) else {
+                        continue;
+                    };
+                    if matches!(task.state, TaskState::Done { .. }) {
+                        continue;
+                    }
+                    if task.state != TaskState::Queued {
+                        task.state = TaskState::Queued;
+                        self.store.tasks.insert(&key, &task)?;
+                    }
+                    self.store.leases.remove(&key)?;
+                    st.queue.push_back(id);
+                    resumed += 1;
+                }
+            }
+        }
+        if resumed > 0 || !fetching.is_empty() {
+            tracing::info!(resumed, fetching = fetching.len(), "validator resumed its jobs");
+        }
+        for job_id in fetching {
+            self.spawn_fetch(job_id);
+        }
+        Ok(())
+    }
+
+    fn on_event(self: &Arc<Self>, event: Event) {
+        match event {
+            Event::Inbound {
+                peer,
+                request,
+                responder,
+            } => {
+                let v = self.clone();
+                tokio::spawn(async move {
+                    let response = v.on_request(peer, request).await;
+                    v.client.respond(responder, response).await;
+                });
+            }
+            Event::Disconnected(peer) => self.drop_worker(&peer, "disconnected"),
+            Event::Connected(_) | Event::Gossip { .. } => {}
+        }
+    }
+
+    async fn on_request(self: &Arc<Self>, peer: PeerId, request: Request) -> Response {
+        match request {
+            Request::Blob(r) => Response::Blob(blobs::serve(&self.store, &r)),
+            Request::Job(JobRequest::Submit { spec, blobs }) => {
+                Response::Job(match self.on_submit(peer, spec, blobs).await {
+                    Ok(job_id) => JobResponse::Submitted { job_id },
+                    Err(reason) => JobResponse::Rejected { reason },
+                })
+            }
+            Request::Job(JobRequest::Status { job }) => Response::Job(self.status(job)),
+            Request::Job(JobRequest::Results { job, have }) => {
+                Response::Job(self.results(&job, &have))
+            }
+            Request::Task(TaskRequest::Register { capacity, .. }) => {
+                self.register(peer, capacity);
+                Response::Task(TaskResponse::Ok)
+            }
+            Request::Task(TaskRequest::Heartbeat { running }) => {
+                Response::Task(self.heartbeat(peer, running))
+            }
+            Request::Task(TaskRequest::Assign(_)) => Response::Task(TaskResponse::Rejected {
+                reason: "this node is a validator".into(),
+            }),
+            Request::Result(result) => Response::Result(self.on_result(peer, result).await),
+        }
+    }
+
+    // ---- jobs ------------------------------------------------------------------------
+
+    async fn on_submit(
+        self: &Arc<Self>,
+        peer: PeerId,
+        spec: JobSpec,
+        inline: Vec<Vec<u8>>,
+    ) -> Result<Hash, String> {
+        if spec.owner != peer.to_bytes() {
+            return Err("the job's owner is not the submitter".into());
+        }
+        if spec.inputs.is_empty() || spec.inputs.len() > limits::MAX_TASKS {
+            return Err(format!(
+                "a job has 1 to {} tasks, not {}",
+                limits::MAX_TASKS,
+                spec.inputs.len()
+            ));
+        }
+        spec.limits.check()?;
+        let wanted: HashSet<Hash> = spec
+            .inputs
+            .iter()
+            .copied()
+            .chain([spec.module])
+            .collect();
+        let mut total = 0;
+        for blob in &inline {
+            total += blob.len();
+            if blob.len() > limits::INLINE_BLOB || total > limits::INLINE_TOTAL {
+                return Err("inline blobs too large".into());
+            }
+            if !wanted.contains(&sha256(blob)) {
+                return Err("an inline blob is not part of the job".into());
+            }
+        }
+        let job_id = spec.id();
+        let fail = |e: StoreError| e.to_string();
+        if self.store.jobs.get(&job_id).map_err(fail)?.is_some() {
+            return Ok(job_id); // Submitting twice is one job.
+        }
+        for blob in &inline {
+            self.store.put_blob(blob).map_err(fail)?;
+        }
+        let mut missing = false;
+        for id in &wanted {
+            missing |= !self.store.has_blob(id).map_err(fail)?;
+        }
+        let state = if missing {
+            JobState::Fetching
+        } else {
+            JobState::Running
+        };
+        for index in 0..spec.inputs.len() as u32 {
+            self.store
+                .tasks
+                .insert(
+                    &task_key(&job_id, index),
+                    &TaskRecord {
+                        state: TaskState::Queued,
+                        attempts: 0,
+                    },
+                )
+                .map_err(fail)?;
+        }
+        self.store
+            .jobs
+            .insert(
+                &job_id,
+                &JobRecord {
+                    spec: spec.clone(),
+                    state,
+                    done: 0,
+                },
+            )
+            .map_err(fail)?;
+        self.store.flush().await.map_err(fail)?;
+        tracing::info!(job = %hex::encode(job_id), tasks = spec.inputs.len(), ?state, "job admitted");
+
+        let tasks = spec.inputs.len() as u32;
+        self.state.lock().expect("poisoned").jobs.insert(
+            job_id,
+            JobMeta {
+                spec: Arc::new(spec),
+                owner: Some(peer),
+            },
+        );
+        if missing {
+            self.spawn_fetch(job_id);
+        } else {
+            self.start_job(job_id);
+        }
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            client
+                .publish(
+                    protocols::TOPIC_JOBS,
+                    Gossip::JobAdmitted { job_id, tasks },
+                )
+                .await;
+        });
+        Ok(job_id)
+    }
+
+    /// Fetches a job's missing blobs from its owner, retrying while it is away.
+    fn spawn_fetch(self: &Arc<Self>, job_id: Hash) {
+        if !self.state.lock().expect("poisoned").fetching.insert(job_id) {
+            return;
+        }
+        let v = self.clone();
+        tokio::spawn(async move {
+            let (spec, owner) = {
+                let st = v.state.lock().expect("poisoned");
+                let Some(meta) = st.jobs.get(&job_id) else {
+                    return;
+                };
+                (meta.spec.clone(), meta.owner)
+            };
+            let Some(owner) = owner.or_else(|| peer_of(&spec.owner)) else {
+                return;
+            };
+            let wanted: Vec<Hash> = [spec.module]
+                .into_iter()
+                .chain(spec.inputs.iter().copied())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let mut attempt = 0u32;
+            'outer: loop {
+                for id in &wanted {
+                    let max = if *id == spec.module {
+                        smartnodes_runtime::Limits::DEFAULT.max_module_bytes
+                    } else {
+                        limits::MAX_BLOB
+                    };
+                    if let Err(e) = v.blobs.fetch(owner, *id, max).await {
+                        attempt += 1;
+                        tracing::debug!(job = %hex::encode(job_id), attempt, "fetching a blob from the owner: {e}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue 'outer;
+                    }
+                }
+                break;
+            }
+            let mark = || -> Result<(), StoreError> {
+                if let Some(mut job) = v.store.jobs.get(&job_id)? {
+                    job.state = JobState::Running;
+                    v.store.jobs.insert(&job_id, &job)?;
+                }
+                Ok(())
+            };
+            if let Err(e) = mark() {
+                tracing::error!("recording a job: {e}");
+                return;
+            }
+            let _ = v.store.flush().await;
+            v.state.lock().expect("poisoned").fetching.remove(&job_id);
+            v.start_job(job_id);
+        });
+    }
+
+    fn start_job(self: &Arc<Self>, job_id: Hash) {
+        {
+            let mut st = self.state.lock().expect("poisoned");
+            let Some(meta) = st.jobs.get(&job_id) else {
+                return;
+            };
+            let n = meta.spec.inputs.len() as u32;
+            st.queue.extend((0..n).map(|i| (job_id, i)));
+        }
+        self.schedule();
+    }
+
+    // ---- workers and scheduling ------------------------------------------------------
+
+    fn register(self: &Arc<Self>, peer: PeerId, capacity: u32) {
+        let capacity = capacity.clamp(1, 1024);
+        let reputation = self.store.reputation(&peer.to_bytes()).unwrap_or(0);
+        {
+            let mut st = self.state.lock().expect("poisoned");
+            let w = st.workers.entry(peer).or_insert_with(|| WorkerInfo {
+                capacity,
+                usable: capacity,
+                running: HashSet::new(),
+                last_seen: Instant::now(),
+                reputation,
+            });
+            w.capacity = capacity;
+            w.usable = capacity;
+            w.last_seen = Instant::now();
+        }
+        tracing::info!(%peer, capacity, "worker registered");
+        self.schedule();
+    }
+
+    fn heartbeat(self: &Arc<Self>, peer: PeerId, running: Vec<TaskId>) -> TaskResponse {
+        let mut st = self.state.lock().expect("poisoned");
+        let Some(w) = st.workers.get_mut(&peer) else {
+            return TaskResponse::Rejected {
+                reason: "unknown worker: register first".into(),
+            };
+        };
+        w.last_seen = Instant::now();
+        w.usable = w.capacity;
+        let now = Instant::now();
+        for id in running.into_iter().take(limits::MAX_TASKS) {
+            if let Some(h) = st.assigned.get_mut(&id) {
+                if h.worker == peer {
+                    h.renewed = now;
+                }
+            }
+        }
+        drop(st);
+        self.schedule();
+        TaskResponse::Ok
+    }
+
+    /// Forgets a worker and puts its tasks back in the queue.
+    fn drop_worker(self: &Arc<Self>, peer: &PeerId, why: &str) {
+        let requeued = {
+            let mut st = self.state.lock().expect("poisoned");
+            let Some(w) = st.workers.remove(peer) else {
+                return;
+            };
+            let mut ids: Vec<TaskId> = w.running.into_iter().collect();
+            ids.sort();
+            for id in &ids {
+                st.assigned.remove(id);
+                self.requeue_locked(&mut st, *id);
+            }
+            ids.len()
+        };
+        let _ = self.store.adjust_reputation(&peer.to_bytes(), -1);
+        tracing::info!(%peer, requeued, "worker dropped: {why}");
+        self.schedule();
+    }
+
+    /// Puts a task back at the front of the queue (its sled record too).
+    fn requeue_locked(&self, st: &mut State, id: TaskId) {
+        let key = task_key(&id.0, id.1);
+        match self.store.tasks.get(&key) {
+            Ok(Some(mut task)) if !matches!(task.state, TaskState::Done { .. }) => {
+                task.state = TaskState::Queued;
+                let _ = self.store.tasks.insert(&key, &task);
+                let _ = self.store.leases.remove(&key);
+                st.queue.push_front(id);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("requeueing a task: {e}"),
+        }
+    }
+
+    fn on_tick(self: &Arc<Self>) {
+        let silent: Vec<PeerId> = {
+            let st = self.state.lock().expect("poisoned");
+            st.workers
+                .iter()
+                .filter(|(_, w)| w.last_seen.elapsed() > self.lease)
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        for peer in silent {
+            self.drop_worker(&peer, "silent");
+        }
+        let expired = {
+            let mut st = self.state.lock().expect("poisoned");
+            let expired: Vec<TaskId> = st
+                .assigned
+                .iter()
+                .filter(|(_, h)| h.renewed.elapsed() > self.lease)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &expired {
+                if let Some(h) = st.assigned.remove(id) {
+                    if let Some(w) = st.workers.get_mut(&h.worker) {
+                        w.running.remove(id);
+                    }
+                }
+                self.requeue_locked(&mut st, *id);
+            }
+            expired.len()
+        };
+        if expired > 0 {
+            tracing::info!(expired, "leases expired; tasks requeued");
+        }
+        self.schedule();
+    }
+
+    /// Gives queued tasks to the workers with free slots, best reputation first.
+    fn schedule(self: &Arc<Self>) {
+        let mut sends = Vec::new();
+        {
+            let mut st = self.state.lock().expect("poisoned");
+            while !st.queue.is_empty() {
+                let best = st
+                    .workers
+                    .iter()
+                    .filter(|(_, w)| (w.running.len() as u32) < w.usable)
+                    .max_by_key(|(p, w)| {
+                        (w.reputation, w.usable - w.running.len() as u32, p.to_bytes())
+                    })
+                    .map(|(p, _)| *p);
+                let Some(worker) = best else {
+                    break;
+                };
+                let id = st.queue.pop_front().expect("not empty");
+                let Some(meta) = st.jobs.get(&id.0) else {
+                    continue;
+                };
+                let spec = meta.spec.clone();
+                let key = task_key(&id.0, id.1);
+                let task = match self.store.tasks.get(&key) {
+                    Ok(Some(t)) if t.state == TaskState::Queued => t,
+                    Ok(_) => continue, // done, or queued twice
+                    Err(e) => {
+                        tracing::error!("reading a task: {e}");
+                        continue;
+                    }
+                };
+                let record = TaskRecord {
+                    state: TaskState::Assigned {
+                        worker: worker.to_bytes(),
+                    },
+                    attempts: task.attempts + 1,
+                };
+                let lease = Lease {
+                    worker: worker.to_bytes(),
+                    granted_ms: now_ms(),
+                };
+                if let Err(e) = self
+                    .store
+                    .tasks
+                    .insert(&key, &record)
+                    .and_then(|_| self.store.leases.insert(&key, &lease))
+                {
+                    tracing::error!("recording an assignment: {e}");
+                    st.queue.push_front(id);
+                    break;
+                }
+                st.assigned.insert(
+                    id,
+                    Holder {
+                        worker,
+                        renewed: Instant::now(),
+                    },
+                );
+                st.workers
+                    .get_mut(&worker)
+                    .expect("picked above")
+                    .running
+                    .insert(id);
+                sends.push((worker, id, spec));
+            }
+        }
+        for (worker, id, spec) in sends {
+            let input = spec.inputs[id.1 as usize];
+            let input_inline = self
+                .store
+                .blob(&input)
+                .ok()
+                .flatten()
+                .filter(|b| b.len() <= limits::INLINE_BLOB)
+                .map(|b| b.to_vec());
+            let assignment = Assignment {
+                job_id: id.0,
+                index: id.1,
+                module: spec.module,
+                input,
+                input_inline,
+                limits: spec.limits,
+                lease_ms: self.lease.as_millis() as u64,
+            };
+            let v = self.clone();
+            tokio::spawn(async move {
+                let answer = v
+                    .client
+                    .task(worker, TaskRequest::Assign(assignment))
+                    .await;
+                let busy = match answer {
+                    Ok(TaskResponse::Ok) => return,
+                    Ok(TaskResponse::Busy) => true,
+                    Ok(TaskResponse::Rejected { reason }) => {
+                        tracing::warn!(%worker, "assignment rejected: {reason}");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::debug!(%worker, "assignment failed: {e}");
+                        false
+                    }
+                };
+                {
+                    let mut st = v.state.lock().expect("poisoned");
+                    let held = st.assigned.get(&id).is_some_and(|h| h.worker == worker);
+                    if held {
+                        st.assigned.remove(&id);
+                        if let Some(w) = st.workers.get_mut(&worker) {
+                            w.running.remove(&id);
+                            if busy {
+                                w.usable = (w.running.len() as u32).max(1);
+                            }
+                        }
+                        v.requeue_locked(&mut st, id);
+                    }
+                }
+                if !busy {
+                    let _ = v.store.adjust_reputation(&worker.to_bytes(), -1);
+                    if let Some(w) = v.state.lock().expect("poisoned").workers.get_mut(&worker) {
+                        w.reputation -= 1;
+                    }
+                }
+                v.schedule();
+            });
+        }
+    }
+
+    // ---- results ---------------------------------------------------------------------
+
+    /// The one place receipts are judged. Issue 5 (verification) hooks in here: sampling,
+    /// re-execution and fraud proofs start from an accepted receipt.
+    async fn on_result(self: &Arc<Self>, peer: PeerId, result: TaskResult) -> ResultResponse {
+        let reject = |reason: String| {
+            tracing::warn!(%peer, "result rejected: {reason}");
+            ResultResponse::Rejected { reason }
+        };
+        let worker = match result.receipt.verify() {
+            Ok(w) => w,
+            Err(e) => return reject(format!("receipt: {e}")),
+        };
+        if worker != peer {
+            return reject("the receipt is not the sender's".into());
+        }
+        let body = &result.receipt.body;
+        let id = (body.job_id, body.index);
+        let key = task_key(&id.0, id.1);
+        let total = {
+            let st = self.state.lock().expect("poisoned");
+            match st.jobs.get(&id.0) {
+                Some(meta) => meta.spec.inputs.len() as u32,
+                None => {
+                    drop(st);
+                    // A finished job: a late duplicate is fine, anything else is not ours.
+                    return match self.store.receipts.get(&key) {
+                        Ok(Some(_)) => ResultResponse::Ok,
+                        _ => reject("unknown job".into()),
+                    };
+                }
+            }
+        };
+        if body.index >= total {
+            return reject("no such task".into());
+        }
+        // The output must match the committed hash.
+        match (&result.output, &body.output_hash) {
+            (Some(output), Some(hash)) => {
+                if output.len() > limits::INLINE_OUTPUT || sha256(output) != *hash {
+                    return reject("the output does not match the receipt".into());
+                }
+                if let Err(e) = self.store.put_blob(output) {
+                    return reject(e.to_string());
+                }
+            }
+            (None, Some(hash)) => {
+                if let Err(e) = self.blobs.fetch(peer, *hash, limits::MAX_BLOB).await {
+                    return reject(format!("fetching the output: {e}"));
+                }
+            }
+            (Some(_), None) => return reject("an output without a hash".into()),
+            (None, None) => {}
+        }
+
+        // First valid receipt wins; record it atomically with respect to other results.
+        let (owner, finished) = {
+            let mut st = self.state.lock().expect("poisoned");
+            let task = match self.store.tasks.get(&key) {
+                Ok(Some(t)) => t,
+                Ok(None) => return reject("no such task".into()),
+                Err(e) => return reject(e.to_string()),
+            };
+            if matches!(task.state, TaskState::Done { .. }) {
+                return ResultResponse::Ok; // a duplicate: already recorded once
+            }
+            let record = |st: &mut State| -> Result<bool, StoreError> {
+                self.store.tasks.insert(
+                    &key,
+                    &TaskRecord {
+                        state: TaskState::Done {
+                            receipt: body.clone(),
+                        },
+                        attempts: task.attempts,
+                    },
+                )?;
+                self.store.receipts.insert(&key, &result.receipt)?;
+                self.store.leases.remove(&key)?;
+                let mut job = self.store.jobs.get(&id.0)?.ok_or(StoreError::Corrupt {
+                    tree: "jobs",
+                    reason: "job missing".into(),
+                })?;
+                job.done += 1;
+                let finished = job.done >= total;
+                if finished {
+                    job.state = JobState::Done;
+                }
+                self.store.jobs.insert(&id.0, &job)?;
+                if let Some(h) = st.assigned.remove(&id) {
+                    if let Some(w) = st.workers.get_mut(&h.worker) {
+                        w.running.remove(&id);
+                    }
+                }
+                if let Some(w) = st.workers.get_mut(&peer) {
+                    w.running.remove(&id);
+                    w.reputation += 1;
+                }
+                Ok(finished)
+            };
+            let finished = match record(&mut st) {
+                Ok(f) => f,
+                Err(e) => return reject(e.to_string()),
+            };
+            let owner = st.jobs.get(&id.0).and_then(|m| m.owner);
+            if finished {
+                st.jobs.remove(&id.0);
+            }
+            (owner, finished)
+        };
+        let _ = self.store.adjust_reputation(&peer.to_bytes(), 1);
+        if let Err(e) = self.store.flush().await {
+            return reject(e.to_string());
+        }
+        if finished {
+            tracing::info!(job = %hex::encode(id.0), "job done");
+        }
+        self.schedule();
+
+        // Tell the owner now (it also polls), and the network.
+        let v = self.clone();
+        tokio::spawn(async move {
+            if let Some(owner) = owner {
+                if v.client.is_connected(owner).await {
+                    let push = TaskResult {
+                        output: result
+                            .output
+                            .clone()
+                            .filter(|o| o.len() <= limits::INLINE_OUTPUT),
+                        receipt: result.receipt.clone(),
+                    };
+                    let _ = v.client.result(owner, push).await;
+                }
+            }
+            v.client
+                .publish(
+                    protocols::TOPIC_RECEIPTS,
+                    Gossip::ReceiptAccepted(result.receipt),
+                )
+                .await;
+        });
+        ResultResponse::Ok
+    }
+
+    fn results(&self, job: &Hash, have: &[u8]) -> JobResponse {
+        let total = match self.store.jobs.get(job) {
+            Ok(Some(j)) => j.spec.inputs.len() as u32,
+            Ok(None) => {
+                return JobResponse::Rejected {
+                    reason: "unknown job".into(),
+                }
+            }
+            Err(e) => {
+                return JobResponse::Rejected {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let has = |i: u32| {
+            have.get(i as usize / 8)
+                .is_some_and(|b| b & (1 << (i % 8)) != 0)
+        };
+        let mut results = Vec::new();
+        let mut budget = limits::JOB_RESPONSE - (64 << 10);
+        let receipts = match self.store.receipts.scan(job) {
+            Ok(r) => r,
+            Err(e) => {
+                return JobResponse::Rejected {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        for (_, receipt) in receipts {
+            if has(receipt.body.index) {
+                continue;
+            }
+            let output = receipt
+                .body
+                .output_hash
+                .and_then(|h| self.store.blob(&h).ok().flatten())
+                .filter(|o| o.len() <= limits::INLINE_OUTPUT)
+                .map(|o| o.to_vec());
+            let size = output.as_ref().map_or(0, |o| o.len()) + 512;
+            if size > budget {
+                break;
+            }
+            budget -= size;
+            results.push(TaskResult { receipt, output });
+        }
+        JobResponse::Results { total, results }
+    }
+
+    fn status(&self, job: Option<Hash>) -> JobResponse {
+        let st = self.state.lock().expect("poisoned");
+        let workers: Vec<WorkerStatus> = st
+            .workers
+            .iter()
+            .map(|(p, w)| WorkerStatus {
+                peer: p.to_string(),
+                capacity: w.capacity,
+                running: w.running.len() as u32,
+                reputation: w.reputation,
+            })
+            .collect();
+        let free: u32 = st
+            .workers
+            .values()
+            .map(|w| w.usable.saturating_sub(w.running.len() as u32))
+            .sum();
+        let slots: u32 = st.workers.values().map(|w| w.capacity).sum();
+        let queued_reason = if st.workers.is_empty() {
+            "no worker connected".to_string()
+        } else if free == 0 {
+            format!("all {} workers busy ({slots} slots)", st.workers.len())
+        } else {
+            "being scheduled".to_string()
+        };
+        let fail = |e: StoreError| JobResponse::Rejected {
+            reason: e.to_string(),
+        };
+        let records = match job {
+            Some(id) => match self.store.jobs.get(&id) {
+                Ok(Some(j)) => vec![(id.to_vec(), j)],
+                Ok(None) => {
+                    return JobResponse::Rejected {
+                        reason: "unknown job".into(),
+                    }
+                }
+                Err(e) => return fail(e),
+            },
+            None => match self.store.jobs.scan(&[]) {
+                Ok(j) => j,
+                Err(e) => return fail(e),
+            },
+        };
+        let mut jobs = Vec::new();
+        for (key, record) in records.into_iter().take(1000) {
+            let Ok(job_id) = Hash::try_from(key.as_slice()) else {
+                continue;
+            };
+            let mut tasks = Vec::new();
+            if job.is_some() {
+                let Ok(all) = self.store.tasks.scan(&job_id) else {
+                    continue;
+                };
+                for (key, task) in all {
+                    let Some((_, index)) = split_task_key(&key) else {
+                        continue;
+                    };
+                    let (state, worker, waiting_for, verdict) = match &task.state {
+                        TaskState::Queued => (
+                            "queued",
+                            None,
+                            Some(if record.state == JobState::Fetching {
+                                "the job's blobs (fetching from the owner)".to_string()
+                            } else {
+                                queued_reason.clone()
+                            }),
+                            None,
+                        ),
+                        TaskState::Assigned { worker } => (
+                            "assigned",
+                            peer_of(worker).map(|p| p.to_string()),
+                            None,
+                            None,
+                        ),
+                        TaskState::Done { receipt } => (
+                            "done",
+                            peer_of(&receipt.worker).map(|p| p.to_string()),
+                            None,
+                            Some(verdict_name(receipt.verdict).to_string()),
+                        ),
+                    };
+                    tasks.push(TaskStatus {
+                        index,
+                        state: state.into(),
+                        worker,
+                        attempts: task.attempts,
+                        waiting_for,
+                        verdict,
+                    });
+                }
+            }
+            jobs.push(JobStatus {
+                job_id,
+                state: record.state.as_str().into(),
+                total: record.spec.inputs.len() as u32,
+                done: record.done,
+                tasks,
+            });
+        }
+        JobResponse::Status { jobs, workers }
+    }
+}

@@ -1,0 +1,451 @@
+//! The worker: registers with its validators and keeps telling them it is alive (and which
+//! tasks it holds), accepts assignments up to its capacity, fetches modules and inputs by
+//! hash (modules compiled once and cached), runs tasks on a bounded pool of blocking
+//! threads, signs a receipt for each and delivers it with the output.
+//!
+//! An accepted task is on disk (`assigned`) until its result is; a result is on disk
+//! (`outbox`) until the validator acknowledges it. A restarted worker finishes both.
+
+use super::blobs::{self, Blobs};
+use super::NodeConfig;
+use crate::net::proto::*;
+use crate::net::{Client, Event, Request, Response};
+use crate::store::{task_key, Accepted, AssignmentRecord, Outgoing, Store, StoreError};
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use smartnodes_runtime::{Runtime, TaskInput, TaskModule};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+type TaskId = (Hash, u32);
+
+/// A compiled module, or the reason it is invalid (still a verdict to report).
+#[derive(Clone)]
+enum Loaded {
+    Ok(TaskModule),
+    Invalid(Arc<Vec<u8>>),
+}
+
+/// A running worker.
+pub(crate) struct Worker {
+    client: Client,
+    store: Store,
+    blobs: Blobs,
+    runtime: Arc<Runtime>,
+    keypair: Keypair,
+    slots: u32,
+    pool: Arc<Semaphore>,
+    validators: Mutex<HashMap<PeerId, Multiaddr>>,
+    running: Mutex<HashMap<TaskId, PeerId>>,
+    modules: Mutex<HashMap<Hash, Loaded>>,
+    heartbeat: Duration,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("peer", &self.client.peer_id())
+            .field("slots", &self.slots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Starts the worker's loops.
+    pub(crate) async fn start(
+        config: &NodeConfig,
+        client: Client,
+        store: Store,
+        runtime: Arc<Runtime>,
+        mut events: mpsc::Receiver<Event>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+        let slots = config.worker_slots.max(1) as u32;
+        let worker = Arc::new(Worker {
+            blobs: Blobs::new(client.clone(), store.clone()),
+            client,
+            store,
+            runtime,
+            keypair: config.keypair.clone(),
+            slots,
+            pool: Arc::new(Semaphore::new(slots as usize)),
+            validators: Mutex::default(),
+            running: Mutex::default(),
+            modules: Mutex::default(),
+            heartbeat: config.lease / 3,
+        });
+        // Resume what was accepted before a restart.
+        for (key, accepted) in worker.store.assigned.scan(&[])? {
+            let (Ok(assignment), Some(validator)) = (
+                accepted.assignment.get(),
+                PeerId::from_bytes(&accepted.validator).ok(),
+            ) else {
+                let _ = worker.store.assigned.remove(&key);
+                continue;
+            };
+            worker
+                .running
+                .lock()
+                .expect("poisoned")
+                .insert((assignment.job_id, assignment.index), validator);
+            let w = worker.clone();
+            tokio::spawn(async move { w.execute(validator, assignment).await });
+        }
+        let record = SignedRecord::sign(
+            RecordBody::Role {
+                peer: worker.client.peer_id().to_bytes(),
+                role: "worker".into(),
+                capacity: slots,
+                expires: unix_now() + 600,
+            },
+            &config.keypair,
+        );
+        let bootstrap = config.bootstrap.clone();
+        let w = worker.clone();
+        Ok(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(w.heartbeat);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut published = false;
+            loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Some(event) => w.on_event(event),
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        w.connect(&bootstrap);
+                        w.send_heartbeats();
+                        w.flush_outbox();
+                        if !published && !w.validators.lock().expect("poisoned").is_empty() {
+                            w.client.put_record(record.clone()).await;
+                            published = true;
+                        }
+                    }
+                    _ = shutdown.changed() => break,
+                }
+            }
+            let _ = w.store.flush().await;
+        }))
+    }
+
+    /// Dials and registers with every bootstrap validator not connected.
+    fn connect(self: &Arc<Self>, bootstrap: &[Multiaddr]) {
+        for addr in bootstrap {
+            let known = self
+                .validators
+                .lock()
+                .expect("poisoned")
+                .iter()
+                .find(|(_, a)| *a == addr)
+                .map(|(p, _)| *p);
+            let w = self.clone();
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                if let Some(peer) = known {
+                    if w.client.is_connected(peer).await {
+                        return;
+                    }
+                }
+                match w.client.dial(addr.clone()).await {
+                    Ok(peer) => {
+                        w.validators
+                            .lock()
+                            .expect("poisoned")
+                            .insert(peer, addr.clone());
+                        w.register(peer).await;
+                    }
+                    Err(e) => tracing::debug!(%addr, "validator unreachable: {e}"),
+                }
+            });
+        }
+    }
+
+    async fn register(&self, validator: PeerId) {
+        let request = TaskRequest::Register {
+            capacity: self.slots,
+            engine: self.runtime.fingerprint().0,
+        };
+        match self.client.task(validator, request).await {
+            Ok(TaskResponse::Ok) => tracing::info!(%validator, "registered"),
+            Ok(other) => tracing::warn!(%validator, "registration refused: {other:?}"),
+            Err(e) => tracing::debug!(%validator, "registration failed: {e}"),
+        }
+    }
+
+    fn send_heartbeats(self: &Arc<Self>) {
+        let validators: Vec<PeerId> = self
+            .validators
+            .lock()
+            .expect("poisoned")
+            .keys()
+            .copied()
+            .collect();
+        for validator in validators {
+            let running: Vec<TaskId> = self
+                .running
+                .lock()
+                .expect("poisoned")
+                .iter()
+                .filter(|(_, v)| **v == validator)
+                .map(|(id, _)| *id)
+                .collect();
+            let w = self.clone();
+            tokio::spawn(async move {
+                match w
+                    .client
+                    .task(validator, TaskRequest::Heartbeat { running })
+                    .await
+                {
+                    Ok(TaskResponse::Rejected { .. }) => w.register(validator).await,
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(%validator, "heartbeat failed: {e}"),
+                }
+            });
+        }
+    }
+
+    fn on_event(self: &Arc<Self>, event: Event) {
+        let Event::Inbound {
+            peer,
+            request,
+            responder,
+        } = event
+        else {
+            return;
+        };
+        let w = self.clone();
+        tokio::spawn(async move {
+            let response = w.on_request(peer, request).await;
+            w.client.respond(responder, response).await;
+        });
+    }
+
+    async fn on_request(self: &Arc<Self>, peer: PeerId, request: Request) -> Response {
+        match request {
+            Request::Blob(r) => Response::Blob(blobs::serve(&self.store, &r)),
+            Request::Task(TaskRequest::Assign(a)) => Response::Task(self.on_assign(peer, a).await),
+            Request::Task(_) => Response::Task(TaskResponse::Rejected {
+                reason: "this node is a worker".into(),
+            }),
+            Request::Job(_) => Response::Job(JobResponse::Rejected {
+                reason: "this node is a worker".into(),
+            }),
+            Request::Result(_) => Response::Result(ResultResponse::Rejected {
+                reason: "this node is a worker".into(),
+            }),
+        }
+    }
+
+    async fn on_assign(self: &Arc<Self>, validator: PeerId, a: Assignment) -> TaskResponse {
+        if a.limits.check().is_err()
+            || a.input_inline.as_ref().is_some_and(|i| i.len() > limits::INLINE_BLOB)
+        {
+            return TaskResponse::Rejected {
+                reason: "bad limits or input".into(),
+            };
+        }
+        let id = (a.job_id, a.index);
+        {
+            let mut running = self.running.lock().expect("poisoned");
+            if running.contains_key(&id) {
+                return TaskResponse::Ok; // already have it
+            }
+            // Accept a little more than the pool runs at once, so no slot waits on the network.
+            if running.len() as u32 >= self.slots * 2 {
+                return TaskResponse::Busy;
+            }
+            running.insert(id, validator);
+        }
+        if let Err(e) = self.store.assigned.insert(
+            &task_key(&id.0, id.1),
+            &Accepted {
+                validator: validator.to_bytes(),
+                assignment: AssignmentRecord::new(&a),
+            },
+        ) {
+            self.running.lock().expect("poisoned").remove(&id);
+            return TaskResponse::Rejected {
+                reason: e.to_string(),
+            };
+        }
+        let w = self.clone();
+        tokio::spawn(async move { w.execute(validator, a).await });
+        TaskResponse::Ok
+    }
+
+    async fn module(&self, validator: PeerId, id: Hash) -> Result<Loaded, String> {
+        if let Some(m) = self.modules.lock().expect("poisoned").get(&id) {
+            return Ok(m.clone());
+        }
+        let max = smartnodes_runtime::Limits::DEFAULT.max_module_bytes;
+        self.blobs
+            .fetch(validator, id, max)
+            .await
+            .map_err(|e| format!("fetching the module: {e}"))?;
+        let wasm = self
+            .store
+            .blob(&id)
+            .map_err(|e| e.to_string())?
+            .ok_or("module vanished")?
+            .to_vec();
+        let runtime = self.runtime.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            match runtime.load(&wasm, &smartnodes_runtime::Limits::DEFAULT) {
+                Ok(Ok(m)) => Ok(Loaded::Ok(m)),
+                Ok(Err(reason)) => {
+                    tracing::info!("invalid module: {reason}");
+                    Ok(Loaded::Invalid(Arc::new(wasm)))
+                }
+                Err(e) => Err(format!("loading the module: {e}")),
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let mut modules = self.modules.lock().expect("poisoned");
+        if modules.len() >= 64 {
+            modules.clear(); // a bounded cache; the runtime keeps its own compiled cache
+        }
+        modules.insert(id, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Runs one accepted task and delivers its result.
+    async fn execute(self: Arc<Self>, validator: PeerId, a: Assignment) {
+        let id = (a.job_id, a.index);
+        let outcome = self.run(validator, &a).await;
+        let key = task_key(&id.0, id.1);
+        match outcome {
+            Ok(result) => {
+                let outgoing = Outgoing {
+                    validator: validator.to_bytes(),
+                    result,
+                };
+                if let Err(e) = self
+                    .store
+                    .outbox
+                    .insert(&key, &outgoing)
+                    .and_then(|_| self.store.assigned.remove(&key))
+                {
+                    tracing::error!("recording a result: {e}");
+                }
+                self.running.lock().expect("poisoned").remove(&id);
+                self.deliver(key, outgoing).await;
+            }
+            Err(e) => {
+                // No receipt for a host failure: the lease runs out and the validator
+                // gives the task to someone else.
+                tracing::warn!(job = %hex::encode(id.0), index = id.1, "task not run: {e}");
+                let _ = self.store.assigned.remove(&key);
+                self.running.lock().expect("poisoned").remove(&id);
+            }
+        }
+    }
+
+    async fn run(&self, validator: PeerId, a: &Assignment) -> Result<TaskResult, String> {
+        let module = self.module(validator, a.module).await?;
+        let input = match &a.input_inline {
+            Some(i) if smartnodes_runtime::sha256(i) == a.input => i.clone(),
+            Some(_) => return Err("the inline input does not match its hash".into()),
+            None => {
+                self.blobs
+                    .fetch(validator, a.input, limits::MAX_BLOB)
+                    .await
+                    .map_err(|e| format!("fetching the input: {e}"))?;
+                self.store
+                    .blob(&a.input)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("input vanished")?
+                    .to_vec()
+            }
+        };
+        let seed = JobSpec::seed(&a.job_id, a.index);
+        let limits = a.limits.to_runtime();
+        let runtime = self.runtime.clone();
+        let permit = self.pool.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let task = TaskInput::new(input).with_seed(seed);
+            match module {
+                Loaded::Ok(m) => runtime.run_module(&m, &task, &limits),
+                Loaded::Invalid(wasm) => runtime.run(&wasm, &task, &limits),
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+
+        let body = ReceiptBody {
+            job_id: a.job_id,
+            index: a.index,
+            verdict: outcome.verdict.code(),
+            output_hash: outcome.output_hash,
+            fuel_used: outcome.fuel_used,
+            engine: self.runtime.fingerprint().0,
+            worker: self.client.peer_id().to_bytes(),
+        };
+        let receipt = Receipt::sign(body, &self.keypair);
+        let output = if outcome.output_hash.is_none() {
+            None
+        } else if outcome.output.len() <= limits::INLINE_OUTPUT {
+            Some(outcome.output)
+        } else {
+            // Large outputs wait in the blob store for the validator to fetch.
+            self.store.put_blob(&outcome.output).map_err(|e| e.to_string())?;
+            None
+        };
+        Ok(TaskResult { receipt, output })
+    }
+
+    async fn deliver(&self, key: [u8; 36], outgoing: Outgoing) {
+        let Ok(validator) = PeerId::from_bytes(&outgoing.validator) else {
+            let _ = self.store.outbox.remove(&key);
+            return;
+        };
+        match self.client.result(validator, outgoing.result).await {
+            Ok(ResultResponse::Ok) => {
+                let _ = self.store.outbox.remove(&key);
+            }
+            Ok(ResultResponse::Rejected { reason }) => {
+                tracing::warn!(%validator, "result rejected: {reason}");
+                let _ = self.store.outbox.remove(&key);
+            }
+            Err(e) => tracing::debug!(%validator, "result not delivered yet: {e}"),
+        }
+    }
+
+    /// Retries results whose delivery failed (the validator was away).
+    fn flush_outbox(self: &Arc<Self>) {
+        let pending = match self.store.outbox.scan(&[]) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("reading the outbox: {e}");
+                return;
+            }
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let in_flight: HashSet<TaskId> = self
+            .running
+            .lock()
+            .expect("poisoned")
+            .keys()
+            .copied()
+            .collect();
+        for (key, outgoing) in pending.into_iter().take(256) {
+            let Some(id) = crate::store::split_task_key(&key) else {
+                continue;
+            };
+            if in_flight.contains(&id) {
+                continue;
+            }
+            let Ok(key) = <[u8; 36]>::try_from(key.as_slice()) else {
+                continue;
+            };
+            let w = self.clone();
+            tokio::spawn(async move { w.deliver(key, outgoing).await });
+        }
+    }
+}

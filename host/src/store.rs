@@ -1,0 +1,510 @@
+//! A node's state in sled: typed trees with big-endian keys and postcard values.
+//!
+//! | tree | key | value | who |
+//! |---|---|---|---|
+//! | `jobs` | job id | [`JobRecord`] | validator |
+//! | `tasks` | job id ‖ index (u32 BE) | [`TaskRecord`] | validator |
+//! | `leases` | job id ‖ index | [`Lease`] | validator |
+//! | `receipts` | job id ‖ index | [`Receipt`] | validator |
+//! | `reputation` | peer id bytes | i64 BE | validator |
+//! | `assigned` | job id ‖ index | [`Accepted`] | worker: accepted, not yet delivered |
+//! | `outbox` | job id ‖ index | [`Outgoing`] | worker: results not yet acknowledged |
+//! | `blobs` | blob id | bytes | everyone |
+//! | `manifests` | blob id | [`Manifest`] | everyone |
+//! | `partial` | blob id ‖ chunk (u32 BE) | chunk bytes | a transfer in progress |
+//!
+//! Callers write a transition and [`Store::flush`] before they acknowledge it to a peer.
+
+use crate::net::proto::{
+    limits, Assignment, Hash, JobSpec, Manifest, Receipt, ReceiptBody, TaskResult,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use smartnodes_runtime::sha256;
+use std::marker::PhantomData;
+use std::path::Path;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (disk, corruption).
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("storage: corrupt value in {tree}: {reason}")]
+    Corrupt {
+        /// The tree.
+        tree: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// A blob's bytes do not match its id.
+    #[error("blob {0} does not match its hash")]
+    BlobMismatch(String),
+}
+
+/// `Result` with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A job on a validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job.
+    pub spec: JobSpec,
+    /// Where it is.
+    pub state: JobState,
+    /// Tasks completed.
+    pub done: u32,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Some blobs are still being fetched from the owner.
+    Fetching,
+    /// Tasks are being scheduled.
+    Running,
+    /// Every task has a result.
+    Done,
+}
+
+impl JobState {
+    /// Its name in status output.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobState::Fetching => "fetching",
+            JobState::Running => "running",
+            JobState::Done => "done",
+        }
+    }
+}
+
+/// A task on a validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Where it is.
+    pub state: TaskState,
+    /// How many times it was assigned.
+    pub attempts: u32,
+}
+
+/// Where a task is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds it under a lease.
+    Assigned {
+        /// The worker's peer id bytes.
+        worker: Vec<u8>,
+    },
+    /// Done: the first valid receipt won.
+    Done {
+        /// The receipt's body.
+        receipt: ReceiptBody,
+    },
+}
+
+/// A worker's lease on a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The worker's peer id bytes.
+    pub worker: Vec<u8>,
+    /// Unix milliseconds at which the lease was granted.
+    pub granted_ms: u64,
+}
+
+/// A task a worker accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The validator that assigned it (peer id bytes).
+    pub validator: Vec<u8>,
+    /// The assignment, with its input inlined (fetched if it was not).
+    pub assignment: AssignmentRecord,
+}
+
+/// The stored form of an [`Assignment`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentRecord {
+    /// Encoded [`Assignment`].
+    pub bytes: Vec<u8>,
+}
+
+impl AssignmentRecord {
+    /// Wraps an assignment.
+    pub fn new(a: &Assignment) -> Self {
+        AssignmentRecord {
+            bytes: crate::net::proto::encode(a),
+        }
+    }
+
+    /// Unwraps it.
+    pub fn get(&self) -> Result<Assignment> {
+        postcard::from_bytes(&self.bytes).map_err(|e| StoreError::Corrupt {
+            tree: "assigned",
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// A result a worker has not had acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    /// The validator (peer id bytes).
+    pub validator: Vec<u8>,
+    /// The result.
+    pub result: TaskResult,
+}
+
+/// One typed tree.
+pub struct Table<V> {
+    name: &'static str,
+    tree: sled::Tree,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> std::fmt::Debug for Table<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Table({})", self.name)
+    }
+}
+
+impl<V> Clone for Table<V> {
+    fn clone(&self) -> Self {
+        Table {
+            name: self.name,
+            tree: self.tree.clone(),
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<V: Serialize + DeserializeOwned> Table<V> {
+    fn open(db: &sled::Db, name: &'static str) -> Result<Self> {
+        Ok(Table {
+            name,
+            tree: db.open_tree(name)?,
+            _value: PhantomData,
+        })
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<V> {
+        postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+            tree: self.name,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The value at `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<V>> {
+        self.tree.get(key)?.map(|v| self.decode(&v)).transpose()
+    }
+
+    /// Stores `value` at `key`.
+    pub fn insert(&self, key: &[u8], value: &V) -> Result<()> {
+        self.tree.insert(key, crate::net::proto::encode(value))?;
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &[u8]) -> Result<()> {
+        self.tree.remove(key)?;
+        Ok(())
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub fn scan(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, V)>> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((k.to_vec(), self.decode(&v)?))
+            })
+            .collect()
+    }
+
+    /// Entries in the tree.
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether the tree is empty.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+/// The key of task `index` of job `job`: `job ‖ index (u32 BE)`.
+pub fn task_key(job: &Hash, index: u32) -> [u8; 36] {
+    let mut key = [0u8; 36];
+    key[..32].copy_from_slice(job);
+    key[32..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// Splits a task key.
+pub fn split_task_key(key: &[u8]) -> Option<(Hash, u32)> {
+    if key.len() != 36 {
+        return None;
+    }
+    let job: Hash = key[..32].try_into().ok()?;
+    let index = u32::from_be_bytes(key[32..].try_into().ok()?);
+    Some((job, index))
+}
+
+/// A node's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// Jobs (validator).
+    pub jobs: Table<JobRecord>,
+    /// Tasks (validator).
+    pub tasks: Table<TaskRecord>,
+    /// Leases (validator).
+    pub leases: Table<Lease>,
+    /// Accepted receipts (validator).
+    pub receipts: Table<Receipt>,
+    /// Accepted, undelivered tasks (worker).
+    pub assigned: Table<Accepted>,
+    /// Unacknowledged results (worker).
+    pub outbox: Table<Outgoing>,
+    /// Blob manifests.
+    pub manifests: Table<Manifest>,
+    reputation: sled::Tree,
+    blobs: sled::Tree,
+    partial: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        Self::from_db(sled::Config::new().path(dir).open()?)
+    }
+
+    /// A database that lives in memory (clients).
+    pub fn temporary() -> Result<Store> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store> {
+        Ok(Store {
+            jobs: Table::open(&db, "jobs")?,
+            tasks: Table::open(&db, "tasks")?,
+            leases: Table::open(&db, "leases")?,
+            receipts: Table::open(&db, "receipts")?,
+            assigned: Table::open(&db, "assigned")?,
+            outbox: Table::open(&db, "outbox")?,
+            manifests: Table::open(&db, "manifests")?,
+            reputation: db.open_tree("reputation")?,
+            blobs: db.open_tree("blobs")?,
+            partial: db.open_tree("partial")?,
+            db,
+        })
+    }
+
+    /// Makes everything written so far durable.
+    pub async fn flush(&self) -> Result<()> {
+        // sled's own flush_async can wait forever when nothing else drives its IO; a
+        // blocking flush on the blocking pool cannot.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Corrupt {
+                tree: "flush",
+                reason: e.to_string(),
+            })??;
+        Ok(())
+    }
+
+    /// A worker's reputation (0 for a stranger).
+    pub fn reputation(&self, peer: &[u8]) -> Result<i64> {
+        Ok(self
+            .reputation
+            .get(peer)?
+            .and_then(|v| v.as_ref().try_into().ok())
+            .map(i64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Adds `delta` to a worker's reputation; returns the new score.
+    pub fn adjust_reputation(&self, peer: &[u8], delta: i64) -> Result<i64> {
+        let new = self.reputation(peer)?.saturating_add(delta);
+        self.reputation.insert(peer, &new.to_be_bytes())?;
+        Ok(new)
+    }
+
+    /// Stores a blob; returns its id.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Hash> {
+        let id = sha256(bytes);
+        if !self.blobs.contains_key(id)? {
+            self.manifests.insert(&id, &Manifest::of(bytes))?;
+            self.blobs.insert(id, bytes)?;
+        }
+        Ok(id)
+    }
+
+    /// Whether the blob is here.
+    pub fn has_blob(&self, id: &Hash) -> Result<bool> {
+        Ok(self.blobs.contains_key(id)?)
+    }
+
+    /// The blob's bytes.
+    pub fn blob(&self, id: &Hash) -> Result<Option<sled::IVec>> {
+        Ok(self.blobs.get(id)?)
+    }
+
+    /// Chunk `index` of a blob.
+    pub fn chunk(&self, id: &Hash, index: u32) -> Result<Option<Vec<u8>>> {
+        let Some(bytes) = self.blobs.get(id)? else {
+            return Ok(None);
+        };
+        let start = index as usize * limits::CHUNK;
+        if start >= bytes.len() && !(start == 0 && bytes.is_empty()) {
+            return Ok(None);
+        }
+        let end = (start + limits::CHUNK).min(bytes.len());
+        Ok(Some(bytes[start..end].to_vec()))
+    }
+
+    /// Chunks of a transfer in progress already on disk.
+    pub fn partial_chunks(&self, id: &Hash) -> Result<Vec<u32>> {
+        self.partial
+            .scan_prefix(id)
+            .keys()
+            .map(|k| {
+                let k = k?;
+                Ok(u32::from_be_bytes(k[32..36].try_into().map_err(|_| {
+                    StoreError::Corrupt {
+                        tree: "partial",
+                        reason: "short key".into(),
+                    }
+                })?))
+            })
+            .collect()
+    }
+
+    /// Stores one checked chunk of a transfer in progress.
+    pub fn put_partial(&self, id: &Hash, index: u32, bytes: &[u8]) -> Result<()> {
+        self.partial.insert(task_key(id, index), bytes)?;
+        Ok(())
+    }
+
+    /// Joins a finished transfer's chunks, checks the whole against its id and stores it.
+    pub fn assemble(&self, id: &Hash, manifest: &Manifest) -> Result<()> {
+        let mut bytes = Vec::with_capacity(manifest.len as usize);
+        for index in 0..manifest.chunks.len() as u32 {
+            let chunk = self
+                .partial
+                .get(task_key(id, index))?
+                .ok_or_else(|| StoreError::Corrupt {
+                    tree: "partial",
+                    reason: format!("chunk {index} missing"),
+                })?;
+            bytes.extend_from_slice(&chunk);
+        }
+        let result = if sha256(&bytes) == *id {
+            self.put_blob(&bytes).map(|_| ())
+        } else {
+            Err(StoreError::BlobMismatch(hex::encode(id)))
+        };
+        for index in 0..manifest.chunks.len() as u32 {
+            self.partial.remove(task_key(id, index))?;
+        }
+        result
+    }
+
+    /// Overwrites a stored blob's bytes without changing its id or manifest, so that tests
+    /// can check that a peer serving corrupted data is caught. Never used by the node.
+    #[doc(hidden)]
+    pub fn corrupt_blob_for_tests(&self, id: &Hash, offset: usize) -> Result<()> {
+        if let Some(bytes) = self.blobs.get(id)? {
+            let mut bytes = bytes.to_vec();
+            if let Some(b) = bytes.get_mut(offset) {
+                *b ^= 0xff;
+            }
+            self.blobs.insert(id, bytes)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = JobSpec {
+            module: [1; 32],
+            inputs: vec![[2; 32]],
+            limits: Default::default(),
+            owner: vec![],
+            nonce: 0,
+        };
+        let job_id = spec.id();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .jobs
+                .insert(
+                    &job_id,
+                    &JobRecord {
+                        spec: spec.clone(),
+                        state: JobState::Running,
+                        done: 0,
+                    },
+                )
+                .unwrap();
+            store
+                .tasks
+                .insert(
+                    &task_key(&job_id, 0),
+                    &TaskRecord {
+                        state: TaskState::Queued,
+                        attempts: 0,
+                    },
+                )
+                .unwrap();
+            store.put_blob(b"hello").unwrap();
+            store.adjust_reputation(b"w", -3).unwrap();
+            store.db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.jobs.get(&job_id).unwrap().unwrap().spec, spec);
+        let tasks = store.tasks.scan(&job_id).unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(split_task_key(&tasks[0].0), Some((job_id, 0)));
+        assert_eq!(&store.blob(&sha256(b"hello")).unwrap().unwrap()[..], b"hello");
+        assert_eq!(store.reputation(b"w").unwrap(), -3);
+    }
+
+    #[test]
+    fn task_keys_sort_by_index() {
+        let a = task_key(&[0; 32], 2);
+        let b = task_key(&[0; 32], 256);
+        assert!(a < b);
+    }
+
+    #[test]
+    fn assembling_checks_the_whole_blob() {
+        let store = Store::temporary().unwrap();
+        let bytes = vec![5u8; limits::CHUNK + 10];
+        let id = sha256(&bytes);
+        let m = Manifest::of(&bytes);
+        store.put_partial(&id, 0, &bytes[..limits::CHUNK]).unwrap();
+        store.put_partial(&id, 1, &bytes[limits::CHUNK..]).unwrap();
+        assert_eq!(store.partial_chunks(&id).unwrap(), vec![0, 1]);
+        store.assemble(&id, &m).unwrap();
+        assert_eq!(store.blob(&id).unwrap().unwrap().len(), bytes.len());
+        assert!(store.partial_chunks(&id).unwrap().is_empty());
+
+        let wrong = [9u8; 32];
+        store.put_partial(&wrong, 0, b"abc").unwrap();
+        let m = Manifest::of(b"abc");
+        assert!(matches!(
+            store.assemble(&wrong, &m),
+            Err(StoreError::BlobMismatch(_))
+        ));
+    }
+}

@@ -1,0 +1,90 @@
+//! Validators, workers and a user in one process.
+
+use crate::common::{check_report, wordcount_inputs};
+use smartnodes::harness::{Network, NetworkConfig};
+use smartnodes::net::proto::{JobLimits, JobResponse};
+use smartnodes::roles::user::{JobRequestSpec, UserSession};
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_wordcount_tasks_through_one_validator_and_three_workers() {
+    crate::common::init_logging();
+    let net = Network::start(NetworkConfig::default()).await.unwrap();
+    let session = UserSession::connect(net.validator_addr()).await.unwrap();
+    let inputs = wordcount_inputs(50);
+    let job = JobRequestSpec {
+        module: smartnodes_examples::WORDCOUNT.to_vec(),
+        inputs: inputs.clone(),
+        limits: JobLimits::default(),
+    };
+    let mut seen = 0;
+    let report = session
+        .run_job(&job, Duration::from_secs(60), |_, n| seen = n)
+        .await
+        .unwrap();
+    assert_eq!(seen, 50);
+    check_report(&report, smartnodes_examples::WORDCOUNT, &inputs, &job.limits);
+    let workers: HashSet<_> = report.tasks.iter().map(|t| t.worker).collect();
+    assert!(workers.len() >= 2, "the work was spread: {workers:?}");
+
+    // The validator's record agrees: one job, 50 tasks done, each by the worker reported.
+    let JobResponse::Status { jobs, .. } = session.status(Some(report.job_id)).await.unwrap()
+    else {
+        panic!("no status")
+    };
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((jobs[0].state.as_str(), jobs[0].done, jobs[0].total), ("done", 50, 50));
+    for (t, r) in jobs[0].tasks.iter().zip(&report.tasks) {
+        assert_eq!(t.state, "done");
+        assert_eq!(t.worker.as_deref(), Some(r.worker.to_string().as_str()));
+    }
+
+    // Submitting the same job again is a new job (new nonce) and works too.
+    let again = session
+        .run_job(&job, Duration::from_secs(60), |_, _| {})
+        .await
+        .unwrap();
+    assert_ne!(again.job_id, report.job_id);
+    session.close().await;
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waits_for_workers_and_status_says_why() {
+    crate::common::init_logging();
+    let net = Network::start(NetworkConfig {
+        workers: 0,
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    let session = UserSession::connect(net.validator_addr()).await.unwrap();
+    let job = JobRequestSpec {
+        module: smartnodes_examples::WORDCOUNT.to_vec(),
+        inputs: wordcount_inputs(3),
+        limits: JobLimits::default(),
+    };
+    let job_id = session.submit(&job).await.unwrap();
+    // The module is too large to travel inline: the validator first fetches it from us.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (jobs, workers) = loop {
+        let JobResponse::Status { jobs, workers } = session.status(Some(job_id)).await.unwrap()
+        else {
+            panic!("no status")
+        };
+        if jobs[0].state != "fetching" || std::time::Instant::now() > deadline {
+            break (jobs, workers);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(jobs[0].state, "running");
+    assert!(workers.is_empty());
+    assert_eq!(jobs[0].tasks.len(), 3);
+    for t in &jobs[0].tasks {
+        assert_eq!(t.state, "queued");
+        assert_eq!(t.waiting_for.as_deref(), Some("no worker connected"));
+    }
+    session.close().await;
+    net.stop().await;
+}

@@ -1,0 +1,12 @@
+//! The network's tests: one binary, one module per subject.
+//!
+//! - `inprocess`: validators, workers and a user in one tokio runtime;
+//! - `multiprocess`: real `smartnodes` processes on loopback;
+//! - `blobs`: large transfers and corrupted chunks;
+//! - `fuzz`: garbage and oversized messages against the decoders and a live node.
+
+
+mod common;
+
+mod inprocess;
+
