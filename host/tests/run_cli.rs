@@ -229,9 +229,16 @@ fn seed_changes_randomness_only() {
 #[test]
 fn built_in_examples_run_by_name() {
     let out = run_with_stdin(&["example:primes"], b"100");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout, b"25 97\n");
     let out = run_with_stdin(&["example:nope"], b"");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("wordcount"), "lists the examples");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wordcount"),
+        "lists the examples"
+    );
 }

@@ -46,10 +46,12 @@ fn parse_seed(s: &str) -> Result<[u8; 32], String> {
 /// example task built into this binary.
 pub fn read_module(path: &std::path::Path) -> Result<Vec<u8>> {
     if let Some(name) = path.to_str().and_then(|p| p.strip_prefix("example:")) {
-        return smartnodes_examples::module(name).map(<[u8]>::to_vec).with_context(|| {
-            let names: Vec<&str> = smartnodes_examples::ALL.iter().map(|(n, _)| *n).collect();
-            format!("no example task {name:?}; there are: {}", names.join(", "))
-        });
+        return smartnodes_examples::module(name)
+            .map(<[u8]>::to_vec)
+            .with_context(|| {
+                let names: Vec<&str> = smartnodes_examples::ALL.iter().map(|(n, _)| *n).collect();
+                format!("no example task {name:?}; there are: {}", names.join(", "))
+            });
     }
     let bytes =
         std::fs::read(path).with_context(|| format!("reading the module {}", path.display()))?;
