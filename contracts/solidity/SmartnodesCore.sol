@@ -137,6 +137,8 @@ contract SmartnodesCore {
     uint8 public constant RESULT_FAILED = 2;
     uint8 public constant RESULT_EXPIRED = 3;
     uint256 public constant MAX_BLACKLIST_PER_EPOCH = 256;
+    /// Bounds the emission loop: from this era on the emission is the tail.
+    uint256 public constant MAX_ERAS = 256;
     uint16 internal constant BPS = 10_000;
 
     // ------------------------------------------------------------------ state
@@ -584,11 +586,12 @@ contract SmartnodesCore {
     }
 
     /// @notice SNO minted when `epoch` executes: `initialEmission`, times `eraDecayBps/10_000`
-    /// per completed era, never below `tailEmission`.
+    /// per completed era, never below `tailEmission`; from era `MAX_ERAS` on, the tail.
     function emissionAt(uint256 epoch) public view returns (uint256 amount) {
         uint256 era = epoch == 0 ? 0 : (epoch - 1) / _params.epochsPerEra;
-        amount = _params.initialEmission;
         uint256 tail = _params.tailEmission;
+        if (era >= MAX_ERAS) return tail;
+        amount = _params.initialEmission;
         for (uint256 i = 0; i < era && amount > tail; ++i) {
             amount = amount * _params.eraDecayBps / BPS;
         }

@@ -49,7 +49,7 @@ pub use error::{Error, Result, Revert};
 pub use merkle::{JobResultsTree, MerkleTree, ReputationTree, RewardTree};
 pub use types::{
     sno, BlacklistEntry, EpochRecord, EpochSummary, JobInfo, JobResult, JobState, Params,
-    ProposalInfo, Registration, Role, RoundInfo, TxReceipt, SNO,
+    ProposalInfo, Registration, Role, RoundInfo, TxReceipt, MAX_ERAS, SNO,
 };
 
 /// The compiled artifacts, as committed (JSON: ABI, bytecode, compiler settings,

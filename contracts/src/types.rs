@@ -13,6 +13,9 @@ pub fn sno(amount: u64) -> U256 {
     U256::from(amount) * SNO
 }
 
+/// From this era on the emission is the tail (`MAX_ERAS` in the contract).
+pub const MAX_ERAS: u64 = 256;
+
 /// Everything `SmartnodesCore` is configured with at deployment (see the Solidity docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
@@ -41,7 +44,8 @@ pub struct Params {
     pub tail_emission: U256,
     /// Executed epochs per era.
     pub epochs_per_era: u64,
-    /// Each era the emission is multiplied by `era_decay_bps / 10_000` (5,000 halves it).
+    /// Each era the emission is multiplied by `era_decay_bps / 10_000` (5,000 halves it);
+    /// from era [`MAX_ERAS`] on it is the tail.
     pub era_decay_bps: u16,
     /// Workers' share of each epoch's pot, in basis points.
     pub worker_bps: u16,
@@ -81,6 +85,9 @@ impl Params {
     /// `emissionAt` computes it on chain.
     pub fn emission_at(&self, epoch: u64) -> U256 {
         let era = epoch.saturating_sub(1) / self.epochs_per_era.max(1);
+        if era >= MAX_ERAS {
+            return self.tail_emission;
+        }
         let mut amount = self.initial_emission;
         let mut i = 0;
         while i < era && amount > self.tail_emission {

@@ -203,3 +203,32 @@ async fn a_committed_total_above_the_worker_share_cannot_be_proposed_or_executed
         sno(850)
     );
 }
+
+#[tokio::test]
+async fn the_emission_schedule_is_bounded_without_decay() {
+    // No decay at all: the loop over eras must still end, at MAX_ERAS, on the tail.
+    let net = Net::with_params(0, 0, 0, |p| {
+        p.era_decay_bps = 10_000;
+        p.epochs_per_era = 1;
+    })
+    .await;
+    let last_full = smartnodes_contracts::MAX_ERAS; // epoch MAX_ERAS is in era MAX_ERAS - 1
+    for (epoch, want) in [
+        (1, 1_000u64),
+        (2, 1_000),
+        (last_full, 1_000),
+        (last_full + 1, 300),
+        (u64::MAX, 300),
+    ] {
+        assert_eq!(
+            net.params.emission_at(epoch),
+            sno(want),
+            "off chain, epoch {epoch}"
+        );
+        assert_eq!(
+            net.deployer.emission_at(epoch).await.unwrap(),
+            sno(want),
+            "on chain, epoch {epoch}"
+        );
+    }
+}
