@@ -9,6 +9,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{TransactionInput, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolConstructor};
+use alloy::transports::http::reqwest::Url;
 use alloy::transports::TransportError;
 
 use crate::bindings::{SmartnodesCore as core, SmartnodesToken as token};
@@ -70,14 +71,10 @@ enum Backend {
 
 #[derive(Clone)]
 struct Rpc {
-    url: reqwest_url::Url,
+    url: Url,
     provider: DynProvider,
     /// One transaction in flight per signer: nonces stay ordered when clones send at once.
     send_lock: Arc<tokio::sync::Mutex<()>>,
-}
-
-mod reqwest_url {
-    pub(crate) use alloy::transports::http::reqwest::Url;
 }
 
 impl Backend {
@@ -85,7 +82,7 @@ impl Backend {
         match endpoint {
             Endpoint::Embedded(evm) => Ok(Backend::Embedded(evm.clone())),
             Endpoint::Rpc(url) => {
-                let url: reqwest_url::Url = url
+                let url: Url = url
                     .parse()
                     .map_err(|e| Error::InvalidArgument(format!("rpc url {url:?}: {e}")))?;
                 Ok(Backend::Rpc(Rpc::new(url, signer)))
@@ -95,7 +92,7 @@ impl Backend {
 }
 
 impl Rpc {
-    fn new(url: reqwest_url::Url, signer: &PrivateKeySigner) -> Self {
+    fn new(url: Url, signer: &PrivateKeySigner) -> Self {
         // The nonce is read from the node for every transaction (under `send_lock`), never
         // cached: a cached nonce would skip ahead when gas estimation fails on a revert,
         // leaving a gap no later transaction could fill.
