@@ -84,7 +84,9 @@ impl Network {
             dirs,
             runtime,
         };
-        network.wait_for_workers(config.workers, Duration::from_secs(20)).await;
+        network
+            .wait_for_workers(config.workers, Duration::from_secs(20))
+            .await;
         Ok(network)
     }
 

@@ -393,13 +393,13 @@ impl Store {
     pub fn assemble(&self, id: &Hash, manifest: &Manifest) -> Result<()> {
         let mut bytes = Vec::with_capacity(manifest.len as usize);
         for index in 0..manifest.chunks.len() as u32 {
-            let chunk = self
-                .partial
-                .get(task_key(id, index))?
-                .ok_or_else(|| StoreError::Corrupt {
-                    tree: "partial",
-                    reason: format!("chunk {index} missing"),
-                })?;
+            let chunk =
+                self.partial
+                    .get(task_key(id, index))?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        tree: "partial",
+                        reason: format!("chunk {index} missing"),
+                    })?;
             bytes.extend_from_slice(&chunk);
         }
         let result = if sha256(&bytes) == *id {
@@ -475,7 +475,10 @@ mod tests {
         let tasks = store.tasks.scan(&job_id).unwrap();
         assert_eq!(tasks.len(), 1);
         assert_eq!(split_task_key(&tasks[0].0), Some((job_id, 0)));
-        assert_eq!(&store.blob(&sha256(b"hello")).unwrap().unwrap()[..], b"hello");
+        assert_eq!(
+            &store.blob(&sha256(b"hello")).unwrap().unwrap()[..],
+            b"hello"
+        );
         assert_eq!(store.reputation(b"w").unwrap(), -3);
     }
 

@@ -48,7 +48,9 @@ pub fn run(args: NodeArgs) -> Result<u8> {
             "--lease must be at least 0.1 s"
         );
         config.lease = std::time::Duration::from_secs_f64(args.lease);
-        let node = start_node(config, None).await.context("starting the node")?;
+        let node = start_node(config, None)
+            .await
+            .context("starting the node")?;
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "peer id {}", node.peer_id())?;

@@ -265,7 +265,11 @@ impl Client {
     /// Whether the node has a connection to `peer`.
     pub async fn is_connected(&self, peer: PeerId) -> bool {
         let (reply, rx) = oneshot::channel();
-        if self.send(Command::IsConnected { peer, reply }).await.is_err() {
+        if self
+            .send(Command::IsConnected { peer, reply })
+            .await
+            .is_err()
+        {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -530,15 +534,11 @@ impl EventLoop {
             } => {
                 let ok = match (responder, response) {
                     (Responder::Job(ch), Response::Job(r)) => b.job.send_response(ch, r).is_ok(),
-                    (Responder::Task(ch), Response::Task(r)) => {
-                        b.task.send_response(ch, r).is_ok()
-                    }
+                    (Responder::Task(ch), Response::Task(r)) => b.task.send_response(ch, r).is_ok(),
                     (Responder::Result(ch), Response::Result(r)) => {
                         b.result.send_response(ch, r).is_ok()
                     }
-                    (Responder::Blob(ch), Response::Blob(r)) => {
-                        b.blob.send_response(ch, r).is_ok()
-                    }
+                    (Responder::Blob(ch), Response::Blob(r)) => b.blob.send_response(ch, r).is_ok(),
                     (responder, response) => {
                         tracing::error!(?responder, ?response, "response of the wrong protocol");
                         false
@@ -550,10 +550,7 @@ impl EventLoop {
             }
             Command::Publish { topic, message } => {
                 let data = encode(&message);
-                if let Err(e) = b
-                    .gossipsub
-                    .publish(gossipsub::IdentTopic::new(topic), data)
-                {
+                if let Err(e) = b.gossipsub.publish(gossipsub::IdentTopic::new(topic), data) {
                     tracing::debug!(%topic, "gossip not published: {e}");
                 }
             }
@@ -597,14 +594,25 @@ impl EventLoop {
         }
     }
 
-    fn finish(&mut self, proto: Proto, id: request_response::OutboundRequestId, r: Result<Response, NetError>) {
+    fn finish(
+        &mut self,
+        proto: Proto,
+        id: request_response::OutboundRequestId,
+        r: Result<Response, NetError>,
+    ) {
         if let Some(reply) = self.pending.remove(&(proto, id)) {
             let _ = reply.send(r);
         }
     }
 
     /// A peer whose message did not decode (or was too large) is disconnected.
-    fn on_failure(&mut self, peer: PeerId, proto: Proto, error: &dyn std::fmt::Display, garbage: bool) {
+    fn on_failure(
+        &mut self,
+        peer: PeerId,
+        proto: Proto,
+        error: &dyn std::fmt::Display,
+        garbage: bool,
+    ) {
         if garbage {
             tracing::warn!(%peer, ?proto, "dropping a peer that sent an invalid message: {error}");
             let _ = self.swarm.disconnect_peer_id(peer);
@@ -671,8 +679,14 @@ impl EventLoop {
                     .await
             }
             SwarmEvent::Behaviour(BehaviourEvent::Task(e)) => {
-                self.on_rr(Proto::Task, e, Request::Task, Response::Task, Responder::Task)
-                    .await
+                self.on_rr(
+                    Proto::Task,
+                    e,
+                    Request::Task,
+                    Response::Task,
+                    Responder::Task,
+                )
+                .await
             }
             SwarmEvent::Behaviour(BehaviourEvent::Result(e)) => {
                 self.on_rr(
@@ -685,8 +699,14 @@ impl EventLoop {
                 .await
             }
             SwarmEvent::Behaviour(BehaviourEvent::Blob(e)) => {
-                self.on_rr(Proto::Blob, e, Request::Blob, Response::Blob, Responder::Blob)
-                    .await
+                self.on_rr(
+                    Proto::Blob,
+                    e,
+                    Request::Blob,
+                    Response::Blob,
+                    Responder::Blob,
+                )
+                .await
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -734,13 +754,9 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
-            } => {
-                if num_established == 0 {
-                    self.emit(Event::Disconnected(peer_id)).await;
-                }
-            }
+            } => self.emit(Event::Disconnected(peer_id)).await,
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
                 error,
@@ -771,17 +787,19 @@ impl EventLoop {
                     tracing::debug!(%source, "refused an invalid record");
                 }
             }
-            kad::Event::OutboundQueryProgressed { id, result, .. } => {
-                if let kad::QueryResult::GetRecord(result) = result {
-                    let found = match result {
-                        Ok(kad::GetRecordOk::FoundRecord(peer_record)) => {
-                            check_record(&peer_record.record)
-                        }
-                        _ => None,
-                    };
-                    if let Some(reply) = self.gets.remove(&id) {
-                        let _ = reply.send(found);
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetRecord(result),
+                ..
+            } => {
+                let found = match result {
+                    Ok(kad::GetRecordOk::FoundRecord(peer_record)) => {
+                        check_record(&peer_record.record)
                     }
+                    _ => None,
+                };
+                if let Some(reply) = self.gets.remove(&id) {
+                    let _ = reply.send(found);
                 }
             }
             _ => {}

@@ -197,7 +197,9 @@ pub enum ReceiptError {
 impl Receipt {
     /// Signs `body` with `key`.
     pub fn sign(body: ReceiptBody, key: &Keypair) -> Receipt {
-        let signature = key.sign(&encode(&body)).expect("ed25519 signing cannot fail");
+        let signature = key
+            .sign(&encode(&body))
+            .expect("ed25519 signing cannot fail");
         Receipt {
             body,
             public_key: key.public().encode_protobuf(),
@@ -207,8 +209,8 @@ impl Receipt {
 
     /// Checks the signature and that the key belongs to `body.worker`; returns the worker.
     pub fn verify(&self) -> Result<PeerId, ReceiptError> {
-        let key = PublicKey::try_decode_protobuf(&self.public_key)
-            .map_err(|_| ReceiptError::BadKey)?;
+        let key =
+            PublicKey::try_decode_protobuf(&self.public_key).map_err(|_| ReceiptError::BadKey)?;
         let peer = key.to_peer_id();
         if peer.to_bytes() != self.body.worker {
             return Err(ReceiptError::WrongWorker);
@@ -546,7 +548,9 @@ impl RecordBody {
 impl SignedRecord {
     /// Signs `body`.
     pub fn sign(body: RecordBody, key: &Keypair) -> SignedRecord {
-        let signature = key.sign(&encode(&body)).expect("ed25519 signing cannot fail");
+        let signature = key
+            .sign(&encode(&body))
+            .expect("ed25519 signing cannot fail");
         SignedRecord {
             body,
             public_key: key.public().encode_protobuf(),

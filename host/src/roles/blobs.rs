@@ -45,8 +45,13 @@ pub enum FetchError {
 /// Answers a blob request from the local store.
 pub fn serve(store: &Store, request: &BlobRequest) -> BlobResponse {
     let answer = match request {
-        BlobRequest::Manifest { id } => store.manifests.get(id).map(|m| m.map(BlobResponse::Manifest)),
-        BlobRequest::Chunk { id, index } => store.chunk(id, *index).map(|c| c.map(BlobResponse::Chunk)),
+        BlobRequest::Manifest { id } => store
+            .manifests
+            .get(id)
+            .map(|m| m.map(BlobResponse::Manifest)),
+        BlobRequest::Chunk { id, index } => {
+            store.chunk(id, *index).map(|c| c.map(BlobResponse::Chunk))
+        }
     };
     match answer {
         Ok(Some(response)) => response,
@@ -119,7 +124,11 @@ impl Blobs {
             if have.contains(&index) {
                 continue;
             }
-            let chunk = match self.client.blob(peer, BlobRequest::Chunk { id, index }).await? {
+            let chunk = match self
+                .client
+                .blob(peer, BlobRequest::Chunk { id, index })
+                .await?
+            {
                 BlobResponse::Chunk(c) => c,
                 BlobResponse::NotFound => return Err(FetchError::NotFound(hex::encode(id))),
                 BlobResponse::Manifest(_) => return Err(FetchError::Unexpected),

@@ -270,11 +270,18 @@ impl UserSession {
         let output = match (result.output, body.output_hash) {
             (Some(o), Some(h)) if sha256(&o) == h => o,
             (Some(_), _) => {
-                tracing::warn!(index = body.index, "an output that does not match its receipt");
+                tracing::warn!(
+                    index = body.index,
+                    "an output that does not match its receipt"
+                );
                 return None;
             }
             (None, Some(h)) => {
-                if let Err(e) = self.blobs.fetch(self.validator(), h, limits::MAX_BLOB).await {
+                if let Err(e) = self
+                    .blobs
+                    .fetch(self.validator(), h, limits::MAX_BLOB)
+                    .await
+                {
                     tracing::warn!(index = body.index, "fetching an output: {e}");
                     return None;
                 }

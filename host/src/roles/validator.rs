@@ -11,8 +11,7 @@ use super::NodeConfig;
 use crate::net::proto::*;
 use crate::net::{Client, Event, Request, Response};
 use crate::store::{
-    split_task_key, task_key, JobRecord, JobState, Lease, Store, StoreError, TaskRecord,
-    TaskState,
+    split_task_key, task_key, JobRecord, JobState, Lease, Store, StoreError, TaskRecord, TaskState,
 };
 use libp2p::PeerId;
 use smartnodes_runtime::sha256;
@@ -168,7 +167,11 @@ impl Validator {
             }
         }
         if resumed > 0 || !fetching.is_empty() {
-            tracing::info!(resumed, fetching = fetching.len(), "validator resumed its jobs");
+            tracing::info!(
+                resumed,
+                fetching = fetching.len(),
+                "validator resumed its jobs"
+            );
         }
         for job_id in fetching {
             self.spawn_fetch(job_id);
@@ -240,12 +243,7 @@ impl Validator {
             ));
         }
         spec.limits.check()?;
-        let wanted: HashSet<Hash> = spec
-            .inputs
-            .iter()
-            .copied()
-            .chain([spec.module])
-            .collect();
+        let wanted: HashSet<Hash> = spec.inputs.iter().copied().chain([spec.module]).collect();
         let mut total = 0;
         for blob in &inline {
             total += blob.len();
@@ -315,10 +313,7 @@ impl Validator {
         let client = self.client.clone();
         tokio::spawn(async move {
             client
-                .publish(
-                    protocols::TOPIC_JOBS,
-                    Gossip::JobAdmitted { job_id, tasks },
-                )
+                .publish(protocols::TOPIC_JOBS, Gossip::JobAdmitted { job_id, tasks })
                 .await;
         });
         Ok(job_id)
@@ -519,7 +514,11 @@ impl Validator {
                     .iter()
                     .filter(|(_, w)| (w.running.len() as u32) < w.usable)
                     .max_by_key(|(p, w)| {
-                        (w.reputation, w.usable - w.running.len() as u32, p.to_bytes())
+                        (
+                            w.reputation,
+                            w.usable - w.running.len() as u32,
+                            p.to_bytes(),
+                        )
                     })
                     .map(|(p, _)| *p);
                 let Some(worker) = best else {
@@ -594,10 +593,7 @@ impl Validator {
             };
             let v = self.clone();
             tokio::spawn(async move {
-                let answer = v
-                    .client
-                    .task(worker, TaskRequest::Assign(assignment))
-                    .await;
+                let answer = v.client.task(worker, TaskRequest::Assign(assignment)).await;
                 let busy = match answer {
                     Ok(TaskResponse::Ok) => return,
                     Ok(TaskResponse::Busy) => true,

@@ -240,7 +240,9 @@ impl Worker {
 
     async fn on_assign(self: &Arc<Self>, validator: PeerId, a: Assignment) -> TaskResponse {
         if a.limits.check().is_err()
-            || a.input_inline.as_ref().is_some_and(|i| i.len() > limits::INLINE_BLOB)
+            || a.input_inline
+                .as_ref()
+                .is_some_and(|i| i.len() > limits::INLINE_BLOB)
         {
             return TaskResponse::Rejected {
                 reason: "bad limits or input".into(),
@@ -363,7 +365,12 @@ impl Worker {
         let seed = JobSpec::seed(&a.job_id, a.index);
         let limits = a.limits.to_runtime();
         let runtime = self.runtime.clone();
-        let permit = self.pool.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let permit = self
+            .pool
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
         let outcome = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let task = TaskInput::new(input).with_seed(seed);
@@ -392,7 +399,9 @@ impl Worker {
             Some(outcome.output)
         } else {
             // Large outputs wait in the blob store for the validator to fetch.
-            self.store.put_blob(&outcome.output).map_err(|e| e.to_string())?;
+            self.store
+                .put_blob(&outcome.output)
+                .map_err(|e| e.to_string())?;
             None
         };
         Ok(TaskResult { receipt, output })

@@ -20,7 +20,12 @@ pub(crate) fn wordcount_inputs(n: usize) -> Vec<Vec<u8>> {
 
 /// Checks a report against local runs of the same module and inputs: same output, same
 /// fuel, same verdict (with the job's seeds), and each task exactly once.
-pub(crate) fn check_report(report: &JobReport, module: &[u8], inputs: &[Vec<u8>], limits: &JobLimits) {
+pub(crate) fn check_report(
+    report: &JobReport,
+    module: &[u8],
+    inputs: &[Vec<u8>],
+    limits: &JobLimits,
+) {
     let runtime = Runtime::new(RuntimeConfig {
         allocator: Allocator::OnDemand,
         ..RuntimeConfig::default()
@@ -31,7 +36,11 @@ pub(crate) fn check_report(report: &JobReport, module: &[u8], inputs: &[Vec<u8>]
         assert_eq!(task.index as usize, i);
         let seed = JobSpec::seed(&report.job_id, i as u32);
         let local = runtime
-            .run(module, &TaskInput::new(input.clone()).with_seed(seed), &limits.to_runtime())
+            .run(
+                module,
+                &TaskInput::new(input.clone()).with_seed(seed),
+                &limits.to_runtime(),
+            )
             .unwrap();
         assert_eq!(task.verdict(), local.verdict.as_str(), "task {i}");
         assert_eq!(task.output, local.output, "task {i}");

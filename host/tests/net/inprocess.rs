@@ -24,7 +24,12 @@ async fn fifty_wordcount_tasks_through_one_validator_and_three_workers() {
         .await
         .unwrap();
     assert_eq!(seen, 50);
-    check_report(&report, smartnodes_examples::WORDCOUNT, &inputs, &job.limits);
+    check_report(
+        &report,
+        smartnodes_examples::WORDCOUNT,
+        &inputs,
+        &job.limits,
+    );
     let workers: HashSet<_> = report.tasks.iter().map(|t| t.worker).collect();
     assert!(workers.len() >= 2, "the work was spread: {workers:?}");
 
@@ -34,7 +39,10 @@ async fn fifty_wordcount_tasks_through_one_validator_and_three_workers() {
         panic!("no status")
     };
     assert_eq!(jobs.len(), 1);
-    assert_eq!((jobs[0].state.as_str(), jobs[0].done, jobs[0].total), ("done", 50, 50));
+    assert_eq!(
+        (jobs[0].state.as_str(), jobs[0].done, jobs[0].total),
+        ("done", 50, 50)
+    );
     for (t, r) in jobs[0].tasks.iter().zip(&report.tasks) {
         assert_eq!(t.state, "done");
         assert_eq!(t.worker.as_deref(), Some(r.worker.to_string().as_str()));

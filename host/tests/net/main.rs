@@ -5,8 +5,6 @@
 //! - `blobs`: large transfers and corrupted chunks;
 //! - `fuzz`: garbage and oversized messages against the decoders and a live node.
 
-
 mod common;
-
 mod inprocess;
-
+mod multiprocess;

@@ -1,0 +1,339 @@
+//! Real `smartnodes` processes on 127.0.0.1 with OS-chosen ports: one validator, workers,
+//! and `smartnodes submit` as the user; workers and the validator killed with SIGKILL.
+
+use crate::common::wordcount_inputs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smartnodes");
+
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves
+/// nothing behind.
+struct Proc {
+    child: Child,
+    name: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL on Unix
+        self.child.wait().unwrap();
+        eprintln!("killed {}", self.name);
+    }
+}
+
+/// A node: its process and its address (with `/p2p/<id>`).
+struct NodeProc {
+    proc: Proc,
+    addr: String,
+}
+
+fn spawn_node(role: &str, dir: &Path, listen: &str, bootstrap: &[&str], name: &str) -> NodeProc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["node", "--role", role, "--data-dir"])
+        .arg(dir)
+        .args(["--listen", listen, "--workers-slots", "2", "--lease", "1.5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for b in bootstrap {
+        cmd.args(["--bootstrap", b]);
+    }
+    let mut child = cmd.spawn().expect("spawning smartnodes node");
+    let stdout = child.stdout.take().unwrap();
+    let proc = Proc {
+        child,
+        name: name.to_string(),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{name} printed no listen address"));
+    NodeProc { proc, addr }
+}
+
+fn write_module(dir: &Path, name: &str, wasm: &[u8]) -> PathBuf {
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, wasm).unwrap();
+    path
+}
+
+fn write_inputs(dir: &Path, inputs: &[Vec<u8>]) -> Vec<PathBuf> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let path = dir.join(format!("input-{i}.txt"));
+            std::fs::write(&path, input).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// Starts `smartnodes submit`; returns the process and a channel of its progress lines.
+fn spawn_submit(
+    module: &Path,
+    inputs: &[PathBuf],
+    validator: &str,
+    out: &Path,
+) -> (
+    Proc,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("submit").arg(module);
+    for input in inputs {
+        cmd.arg("--input").arg(input);
+    }
+    cmd.args([
+        "--validator",
+        validator,
+        "--json",
+        "--timeout",
+        "60",
+        "--out",
+    ])
+    .arg(out)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning smartnodes submit");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("submit: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let out_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    });
+    (
+        Proc {
+            child,
+            name: "submit".into(),
+        },
+        rx,
+        out_thread,
+    )
+}
+
+/// Waits for `submit` to finish; returns its JSON summary.
+fn finish_submit(
+    mut proc: Proc,
+    stdout: std::thread::JoinHandle<String>,
+    timeout: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = proc.child.try_wait().unwrap() {
+            assert!(status.success(), "submit exited with {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "submit did not finish in {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = stdout.join().unwrap();
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("summary {out:?}: {e}"))
+}
+
+/// Waits until `submit` has reported `n` completed tasks.
+fn wait_progress(rx: &mpsc::Receiver<String>, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut done = 0;
+    while done < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("no progress from submit");
+        if line.starts_with('[') {
+            done += 1;
+        }
+    }
+}
+
+/// Each task exactly once, completed, its output written and equal to `smartnodes run`.
+fn check_outputs(summary: &serde_json::Value, module: &Path, inputs: &[PathBuf], out: &Path) {
+    let tasks = summary["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), inputs.len());
+    for (i, (task, input)) in tasks.iter().zip(inputs).enumerate() {
+        assert_eq!(task["index"], i, "each index once, in order");
+        assert_eq!(task["verdict"], "completed", "task {i}");
+        assert!(task["worker"].as_str().unwrap().starts_with("12D3"));
+        let output = std::fs::read(out.join(format!("{i}.out"))).unwrap();
+        let local = Command::new(BIN)
+            .arg("run")
+            .arg(module)
+            .arg("--input")
+            .arg(input)
+            .output()
+            .unwrap();
+        assert!(local.status.success());
+        assert_eq!(
+            output, local.stdout,
+            "task {i}: network output != smartnodes run"
+        );
+        let hash = smartnodes_runtime::sha256(&output);
+        assert_eq!(task["output_hash"], hex::encode(hash), "task {i}");
+    }
+}
+
+fn status_json(validator: &str, job: &str) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(["status", "--validator", validator, job, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn fifty_wordcount_tasks_across_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = "/ip4/127.0.0.1/tcp/0";
+    let v = spawn_node("validator", &tmp.path().join("v"), listen, &[], "validator");
+    let workers: Vec<NodeProc> = (0..3)
+        .map(|i| {
+            let name = format!("worker{i}");
+            spawn_node("worker", &tmp.path().join(&name), listen, &[&v.addr], &name)
+        })
+        .collect();
+    let module = write_module(tmp.path(), "wordcount", smartnodes_examples::WORDCOUNT);
+    let inputs = write_inputs(tmp.path(), &wordcount_inputs(50));
+    let out = tmp.path().join("out");
+    // Without /p2p/: the user learns the validator's id from the connection.
+    let bare = v.addr.split("/p2p/").next().unwrap().to_string();
+    let (proc, _progress, stdout) = spawn_submit(&module, &inputs, &bare, &out);
+    let summary = finish_submit(proc, stdout, Duration::from_secs(90));
+    check_outputs(&summary, &module, &inputs, &out);
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(on_disk, summary);
+
+    let job = summary["job_id"].as_str().unwrap();
+    let status = status_json(&v.addr, job);
+    assert_eq!(status["jobs"][0]["state"], "done");
+    assert_eq!(status["jobs"][0]["done"], 50);
+    assert_eq!(status["workers"].as_array().unwrap().len(), 3);
+    drop(workers);
+}
+
+fn primes_inputs(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| format!("{}\n", 8_000_000 + 1_000 * i).into_bytes())
+        .collect()
+}
+
+#[test]
+fn a_worker_killed_mid_job_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = "/ip4/127.0.0.1/tcp/0";
+    let v = spawn_node("validator", &tmp.path().join("v"), listen, &[], "validator");
+    let mut workers: Vec<NodeProc> = (0..3)
+        .map(|i| {
+            let name = format!("worker{i}");
+            spawn_node("worker", &tmp.path().join(&name), listen, &[&v.addr], &name)
+        })
+        .collect();
+    let module = write_module(tmp.path(), "primes", smartnodes_examples::PRIMES);
+    let inputs = write_inputs(tmp.path(), &primes_inputs(40));
+    let out = tmp.path().join("out");
+    let (proc, progress, stdout) = spawn_submit(&module, &inputs, &v.addr, &out);
+    wait_progress(&progress, 6);
+    workers.remove(0).proc.kill9();
+    let summary = finish_submit(proc, stdout, Duration::from_secs(120));
+    check_outputs(&summary, &module, &inputs, &out);
+    let job = summary["job_id"].as_str().unwrap();
+    let status = status_json(&v.addr, job);
+    assert_eq!(status["jobs"][0]["done"], 40, "each task counted once");
+    assert_eq!(status["workers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_validator_killed_and_restarted_resumes_its_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vdir = tmp.path().join("v");
+    let v = spawn_node("validator", &vdir, "/ip4/127.0.0.1/tcp/0", &[], "validator");
+    let addr = v.addr.clone();
+    let workers: Vec<NodeProc> = (0..2)
+        .map(|i| {
+            let name = format!("worker{i}");
+            spawn_node(
+                "worker",
+                &tmp.path().join(&name),
+                "/ip4/127.0.0.1/tcp/0",
+                &[&addr],
+                &name,
+            )
+        })
+        .collect();
+    let module = write_module(tmp.path(), "primes", smartnodes_examples::PRIMES);
+    let inputs = write_inputs(tmp.path(), &primes_inputs(30));
+    let out = tmp.path().join("out");
+    let (proc, progress, stdout) = spawn_submit(&module, &inputs, &addr, &out);
+    wait_progress(&progress, 5);
+    v.proc.kill9();
+    // Same data dir (same key, same jobs), same port.
+    let listen = addr.split("/p2p/").next().unwrap().to_string();
+    let v2 = spawn_node("validator", &vdir, &listen, &[], "validator (restarted)");
+    assert_eq!(v2.addr, addr, "same identity and address after the restart");
+    let summary = finish_submit(proc, stdout, Duration::from_secs(120));
+    check_outputs(&summary, &module, &inputs, &out);
+    let job = summary["job_id"].as_str().unwrap();
+    let status = status_json(&v2.addr, job);
+    assert_eq!(status["jobs"][0]["state"], "done");
+    assert_eq!(status["jobs"][0]["done"], 30, "each task counted once");
+    drop(workers);
+}
+
+#[test]
+fn keys_are_created_once_and_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let show = || {
+        let out = Command::new(BIN)
+            .args(["keys", "--json", "--data-dir"])
+            .arg(tmp.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let a = show();
+    let b = show();
+    assert_eq!(a, b);
+    assert!(a["peer_id"].as_str().unwrap().starts_with("12D3"));
+    assert!(a["eth_address"].as_str().unwrap().starts_with("0x"));
+    assert_eq!(a["eth_address"].as_str().unwrap().len(), 42);
+}
