@@ -359,6 +359,19 @@ pub(crate) fn rewrite(
         [t] => BlockType::Result(val_type(*t)),
         many => BlockType::FunctionType(info.result_block_types[many]),
     };
+    if let Some((entry, start, started)) = info.start_call {
+        if entry == func_index {
+            e.ins(I::GlobalGet(started));
+            e.ins(I::I32Eqz);
+            e.ins(I::If(BlockType::Empty));
+            e.ins(I::I32Const(1));
+            e.ins(I::GlobalSet(started));
+            e.flush();
+            e.ins(I::Call(start));
+            e.reload();
+            e.ins(I::End);
+        }
+    }
     e.ins(I::Block(wrapper));
 
     let mut seg = 1usize;

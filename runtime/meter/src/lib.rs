@@ -69,7 +69,8 @@
 //! store-independent `InstancePre` (a global is bound to one store), which the runtime uses
 //! for fast starts. A start function would run before the host can set the budget, so
 //! the start section is removed and exported as [`START_EXPORT`]: the host calls it right
-//! after instantiation (see [`Instrumented::start`]).
+//! after instantiation (see [`Instrumented::start`]), or the rewrite calls it on entry to a
+//! named export (see [`StartMode`]).
 //!
 //! # Reading the result
 //! Before a call the host sets [`FUEL_EXPORT`] to the budget (and, on a reused instance,
@@ -135,6 +136,20 @@ pub enum NanForm {
     Select,
 }
 
+/// What happens to the module's start function, which would otherwise run during
+/// instantiation, before the host can set the budget.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum StartMode {
+    /// Remove the start section and export the function as [`START_EXPORT`]; the host calls
+    /// it after setting the budget ([`Instrumented::start`]).
+    #[default]
+    Export,
+    /// Call it, once, on entry to the exported function with this name (`"_start"` for a
+    /// WASI command), so that its fuel and its traps are that call's. Falls back to
+    /// [`StartMode::Export`] when the module exports no function of that name.
+    CallFrom(String),
+}
+
 /// What the rewrite does. Every field changes the rewritten module, so every field belongs
 /// in the engine fingerprint: use [`MeterConfig::fingerprint`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -146,6 +161,8 @@ pub struct MeterConfig {
     pub nan: NanMode,
     /// The instruction sequence used for scalar NaN canonicalisation.
     pub nan_form: NanForm,
+    /// What happens to a start function.
+    pub start: StartMode,
 }
 
 impl Default for MeterConfig {
@@ -154,6 +171,7 @@ impl Default for MeterConfig {
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,
             nan: NanMode::ObservationPoints,
             nan_form: NanForm::Simd,
+            start: StartMode::Export,
         }
     }
 }
@@ -163,8 +181,8 @@ impl MeterConfig {
     /// fingerprint.
     pub fn fingerprint(&self) -> String {
         format!(
-            "{VERSION};depth={};nan={:?};form={:?}",
-            self.max_call_depth, self.nan, self.nan_form
+            "{VERSION};depth={};nan={:?};form={:?};start={:?}",
+            self.max_call_depth, self.nan, self.nan_form, self.start
         )
     }
 }

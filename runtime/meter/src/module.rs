@@ -45,6 +45,11 @@ pub(crate) struct ModuleInfo {
     pub(crate) depth_global: u32,
     /// Block type index `[] -> results` for every result list longer than one.
     pub(crate) result_block_types: HashMap<Vec<ValType>, u32>,
+    /// Exported functions by name.
+    pub(crate) func_exports: HashMap<String, u32>,
+    /// `(entry, start, started_global)`: function `entry` calls the former start function
+    /// `start` once, guarded by the global.
+    pub(crate) start_call: Option<(u32, u32, u32)>,
 }
 
 impl ModuleInfo {
@@ -70,6 +75,14 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
     info.fuel_global = num_globals;
     info.status_global = num_globals + 1;
     info.depth_global = num_globals + 2;
+    // Where the start function goes: called from an export, or exported itself.
+    let mut start = start;
+    if let (Some(f), crate::StartMode::CallFrom(name)) = (start, &cfg.start) {
+        if let Some(&entry) = info.func_exports.get(name) {
+            info.start_call = Some((entry, f, num_globals + 3));
+            start = None;
+        }
+    }
 
     let mut out = Module::new();
     let mut stats = Stats::default();
@@ -87,7 +100,7 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
         if let Some((id, _)) = payload.as_section() {
             let rank = section_rank(id);
             if !globals_done && rank > section_rank(GLOBAL_ID) {
-                out.section(&meter_globals(GlobalSection::new()));
+                out.section(&meter_globals(GlobalSection::new(), &info));
                 globals_done = true;
             }
             if !exports_done && rank > section_rank(EXPORT_ID) {
@@ -112,7 +125,7 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
                 let mut globals = GlobalSection::new();
                 re.parse_global_section(&mut globals, reader)
                     .map_err(|e| MeterError::Internal(e.to_string()))?;
-                out.section(&meter_globals(globals));
+                out.section(&meter_globals(globals, &info));
                 globals_done = true;
             }
             Payload::ExportSection(reader) => {
@@ -161,7 +174,7 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
         }
     }
     if !globals_done {
-        out.section(&meter_globals(GlobalSection::new()));
+        out.section(&meter_globals(GlobalSection::new(), &info));
     }
     if !exports_done {
         out.section(&meter_exports(ExportSection::new(), &info, start));
@@ -268,6 +281,8 @@ fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
                     match export.kind {
                         ExternalKind::Func | ExternalKind::FuncExact => {
                             info.exported_funcs.insert(export.index);
+                            info.func_exports
+                                .insert(export.name.to_string(), export.index);
                         }
                         ExternalKind::Global => {
                             info.observable_globals.insert(export.index);
@@ -310,7 +325,7 @@ fn section_rank(id: u8) -> u8 {
     }
 }
 
-fn meter_globals(mut globals: GlobalSection) -> GlobalSection {
+fn meter_globals(mut globals: GlobalSection, info: &ModuleInfo) -> GlobalSection {
     let i64_mut = GlobalType {
         val_type: wasm_encoder::ValType::I64,
         mutable: true,
@@ -324,6 +339,9 @@ fn meter_globals(mut globals: GlobalSection) -> GlobalSection {
     globals.global(i64_mut, &ConstExpr::i64_const(0)); // fuel: no budget until the host sets one
     globals.global(i32_mut, &ConstExpr::i32_const(0)); // status
     globals.global(i32_mut, &ConstExpr::i32_const(0)); // depth
+    if info.start_call.is_some() {
+        globals.global(i32_mut, &ConstExpr::i32_const(0)); // the start function has run
+    }
     globals
 }
 

@@ -219,3 +219,56 @@ fn fixtures_are_valid() {
         smartnodes_meter::instrument(&wasm, &no_nan()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// `StartMode::CallFrom`: the start function runs once, on entry to the named export, and
+/// its fuel is that call's.
+#[test]
+fn start_function_called_from_an_export() {
+    let wasm = wat::parse_str(
+        r#"(module
+            (memory (export "mem") 1)
+            (func $init (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 99))))
+            (start $init)
+            (func (export "read") (result i32) (i32.load (i32.const 0))))"#,
+    )
+    .unwrap();
+    let plain = engine(EngineKind::Plain);
+    let cfg = smartnodes_meter::MeterConfig {
+        start: smartnodes_meter::StartMode::CallFrom("read".into()),
+        ..Default::default()
+    };
+    let metered = meter(&wasm, &cfg);
+    assert_eq!(metered.start, None);
+    let got = run_metered(&plain, &metered, "read", BIG);
+    assert_eq!(got.outcome, Outcome::Returned(vec![V::I32(99)]));
+    // $init: entry 1 + 6 operators; read: entry 1 + 2 operators.
+    assert_eq!(got.fuel, 10);
+    assert_eq!(got.fuel, run_metered(&plain, &metered, "read", 10).fuel);
+    assert_eq!(
+        run_metered(&plain, &metered, "read", 9).outcome,
+        Outcome::OutOfFuel
+    );
+    // Only once per instance.
+    let module = wasmtime::Module::new(&plain, &metered.wasm).unwrap();
+    let mut store = wasmtime::Store::new(&plain, ());
+    let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+    instance
+        .get_global(&mut store, smartnodes_meter::FUEL_EXPORT)
+        .unwrap()
+        .set(&mut store, wasmtime::Val::I64(1000))
+        .unwrap();
+    let read = instance
+        .get_typed_func::<(), i32>(&mut store, "read")
+        .unwrap();
+    assert_eq!(read.call(&mut store, ()).unwrap(), 99);
+    assert_eq!(read.call(&mut store, ()).unwrap(), 99);
+    // An unknown name falls back to exporting it.
+    let cfg = smartnodes_meter::MeterConfig {
+        start: smartnodes_meter::StartMode::CallFrom("nope".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        meter(&wasm, &cfg).start,
+        Some(smartnodes_meter::START_EXPORT)
+    );
+}
