@@ -22,6 +22,10 @@ pub enum Allocator {
 pub enum Metering {
     /// wasmtime's built-in fuel and Cranelift's NaN canonicalisation after every float op.
     Wasmtime,
+    /// In-wasm metering (`smartnodes-meter`): the same cost model counted by the module
+    /// itself, a deterministic call-depth limit and NaN canonicalisation where NaN bits are
+    /// observable. Much faster on float loops; see `runtime/src/metering.rs`.
+    Instrumented,
 }
 
 /// Runtime configuration. `RuntimeConfig::default()` is what a worker uses.

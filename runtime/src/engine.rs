@@ -47,9 +47,7 @@ impl std::fmt::Display for EngineFingerprint {
 /// The canonical description of the deterministic configuration; its sha256 is the
 /// fingerprint. Everything that can change a result is listed, nothing machine-specific.
 pub(crate) fn describe(metering: Metering) -> String {
-    let metering = match metering {
-        Metering::Wasmtime => "wasmtime-fuel+cranelift-nan-canonicalization",
-    };
+    let metering = crate::metering::describe(metering);
     format!(
         "smartnodes-runtime semantics={SEMANTICS_VERSION}; wasmtime={WASMTIME_VERSION}; \
          metering={metering}; relaxed-simd=deterministic; threads=off; \

@@ -1,6 +1,17 @@
 //! Every interaction with fuel, in one place, so that a different metering (see
 //! [`Metering`]) changes this file and nothing else.
 //!
+//! Two meterings:
+//! - [`Metering::Wasmtime`]: the engine's fuel and Cranelift's NaN canonicalisation after
+//!   every float operation;
+//! - [`Metering::Instrumented`]: the module is rewritten by `smartnodes-meter` before
+//!   compilation and counts its own fuel (same cost model), bounds its call depth and
+//!   canonicalises NaNs where their bits are observable; the engine runs it with fuel,
+//!   epochs and NaN canonicalisation off, so float loops keep their registers (no call on
+//!   the slow path of a check). The remaining fuel is an exported global
+//!   ([`smartnodes_meter::FUEL_EXPORT`]) that the host sets and reads; the start function
+//!   is called on entry to `_start`, so its fuel and traps are the task's.
+//!
 //! Rules that hold for every metering:
 //! - the budget is set *after* instantiation, so fuel spent initialising memory (which
 //!   differs with copy-on-write initialisation, wasmtime#14331) is never counted;
@@ -15,17 +26,51 @@
 
 use crate::config::Metering;
 use crate::sandbox::State;
-use wasmtime::{Caller, Instance, Store};
+use smartnodes_meter::{MeterConfig, NanForm, NanMode, StartMode, Stop};
+use wasmtime::{Caller, Instance, Store, Val};
 
 /// Fuel given to the engine beyond the budget, so that an overshoot between two checks
 /// is measured rather than hidden (see the module docs).
 const SLACK: u64 = 1 << 20;
+
+/// The deepest call stack an instrumented task may build, in wasm frames. Deterministic,
+/// unlike the engine's native limit (`MAX_WASM_STACK`): 2000 frames fit in 512 KiB when a
+/// frame averages up to 256 bytes; a task with bigger frames can still hit the native
+/// limit first, which stays a non-reproducible `StackOverflow`.
+pub(crate) const MAX_CALL_DEPTH: u32 = 2000;
+
+/// The rewrite's configuration (part of the fingerprint through [`describe`]).
+fn meter_config() -> MeterConfig {
+    MeterConfig {
+        max_call_depth: MAX_CALL_DEPTH,
+        nan: NanMode::ObservationPoints,
+        nan_form: NanForm::Simd,
+        start: StartMode::CallFrom("_start".into()),
+    }
+}
+
+/// The metering's part of the engine fingerprint.
+pub(crate) fn describe(metering: Metering) -> String {
+    match metering {
+        Metering::Wasmtime => "wasmtime-fuel+cranelift-nan-canonicalization".into(),
+        Metering::Instrumented => format!("in-wasm({})", meter_config().fingerprint()),
+    }
+}
 
 /// Engine settings for the metering.
 pub(crate) fn configure(config: &mut wasmtime::Config, metering: Metering) {
     match metering {
         Metering::Wasmtime => {
             config.consume_fuel(true);
+        }
+        Metering::Instrumented => {
+            // The module meters itself; NaNs are canonicalised by the rewrite where they
+            // can be observed. No epochs either: an epoch check has the same slow-path call
+            // as a fuel check. Fuel alone bounds every task (no wall-clock backstop).
+            config
+                .consume_fuel(false)
+                .cranelift_nan_canonicalization(false)
+                .epoch_interruption(false);
         }
     }
 }
@@ -38,6 +83,9 @@ pub(crate) fn prepare(
 ) -> Result<std::borrow::Cow<'_, [u8]>, String> {
     match metering {
         Metering::Wasmtime => Ok(std::borrow::Cow::Borrowed(wasm)),
+        Metering::Instrumented => smartnodes_meter::instrument(wasm, &meter_config())
+            .map(|m| std::borrow::Cow::Owned(m.wasm))
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -45,24 +93,69 @@ pub(crate) fn prepare(
 pub(crate) fn before_instantiate(store: &mut Store<State>, budget: u64) -> wasmtime::Result<()> {
     match store.data().metering {
         Metering::Wasmtime => store.set_fuel(budget.saturating_add(SLACK)),
+        // The rewrite moved the start function into `_start`: nothing runs here.
+        Metering::Instrumented => Ok(()),
     }
 }
 
 /// Sets the task's budget, after instantiation and before `_start`.
 pub(crate) fn set_budget(
     store: &mut Store<State>,
-    _instance: &Instance,
+    instance: &Instance,
     budget: u64,
 ) -> wasmtime::Result<()> {
     match store.data().metering {
-        Metering::Wasmtime => store.set_fuel(budget),
+        Metering::Wasmtime => store.set_fuel(budget.saturating_add(SLACK)),
+        Metering::Instrumented => {
+            let counter = smartnodes_meter::budget_to_counter(budget);
+            meter_global(store, instance, smartnodes_meter::FUEL_EXPORT)?
+                .set(&mut *store, Val::I64(counter))?;
+            meter_global(store, instance, smartnodes_meter::STATUS_EXPORT)?
+                .set(&mut *store, Val::I32(0))?;
+            meter_global(store, instance, smartnodes_meter::DEPTH_EXPORT)?
+                .set(&mut *store, Val::I32(0))
+        }
+    }
+}
+
+/// One of the globals the rewrite exports.
+fn meter_global(
+    store: &mut Store<State>,
+    instance: &Instance,
+    name: &str,
+) -> wasmtime::Result<wasmtime::Global> {
+    instance
+        .get_global(&mut *store, name)
+        .ok_or_else(|| wasmtime::Error::msg(format!("the instrumented module lacks {name}")))
+}
+
+/// The instrumented module's remaining fuel and status.
+fn meter_state(store: &mut Store<State>, instance: &Instance) -> Option<(i64, i32)> {
+    let fuel = instance.get_global(&mut *store, smartnodes_meter::FUEL_EXPORT)?;
+    let status = instance.get_global(&mut *store, smartnodes_meter::STATUS_EXPORT)?;
+    let fuel = fuel.get(&mut *store).i64()?;
+    let status = status.get(&mut *store).i32()?;
+    Some((fuel, status))
+}
+
+/// Fuel used from the budget and the remaining counter (which goes negative when the task
+/// overdraws; then the result exceeds the budget).
+fn used_from_counter(budget: u64, remaining: i64) -> u64 {
+    if remaining >= 0 {
+        budget.saturating_sub(remaining.unsigned_abs())
+    } else {
+        budget.saturating_add(remaining.unsigned_abs())
     }
 }
 
 /// Fuel used so far, read after `_start` returned or ended through a host call. May exceed
 /// the budget (then the task is out of fuel).
-pub(crate) fn fuel_used(store: &mut Store<State>, _instance: &Instance, budget: u64) -> u64 {
+pub(crate) fn fuel_used(store: &mut Store<State>, instance: &Instance, budget: u64) -> u64 {
     match store.data().metering {
+        Metering::Instrumented => match meter_state(store, instance) {
+            Some((remaining, _)) => used_from_counter(budget, remaining),
+            None => budget.saturating_add(1),
+        },
         Metering::Wasmtime => budget
             .saturating_add(SLACK)
             .saturating_sub(store.get_fuel().unwrap_or(0)),
@@ -73,6 +166,15 @@ pub(crate) fn fuel_used(store: &mut Store<State>, _instance: &Instance, budget: 
 pub(crate) fn fuel_used_in_host(caller: &mut Caller<'_, State>) -> u64 {
     let budget = caller.data().budget;
     match caller.data().metering {
+        // The rewrite writes the counter back before every call out of the module.
+        Metering::Instrumented => {
+            let remaining = caller
+                .get_export(smartnodes_meter::FUEL_EXPORT)
+                .and_then(|e| e.into_global())
+                .and_then(|g| g.get(&mut *caller).i64())
+                .unwrap_or(0);
+            used_from_counter(budget, remaining)
+        }
         Metering::Wasmtime => budget
             .saturating_add(SLACK)
             .saturating_sub(caller.get_fuel().unwrap_or(0)),
@@ -82,10 +184,32 @@ pub(crate) fn fuel_used_in_host(caller: &mut Caller<'_, State>) -> u64 {
 /// Whether a trap means the budget ran out.
 pub(crate) fn is_out_of_fuel(
     store: &mut Store<State>,
-    _instance: Option<&Instance>,
+    instance: Option<&Instance>,
     trap: Option<wasmtime::Trap>,
 ) -> bool {
     match store.data().metering {
         Metering::Wasmtime => trap == Some(wasmtime::Trap::OutOfFuel),
+        // A metering trap is an `unreachable` with the status global set; any trap with a
+        // negative counter (charged past the budget) is out of fuel too.
+        Metering::Instrumented => match instance.and_then(|i| meter_state(store, i)) {
+            Some((remaining, status)) => {
+                smartnodes_meter::classify(true, remaining, status) == Stop::OutOfFuel
+            }
+            None => false,
+        },
+    }
+}
+
+/// Whether a trap is the rewrite's call-depth limit (deterministic, unlike the engine's
+/// native stack overflow).
+pub(crate) fn is_depth_exceeded(store: &mut Store<State>, instance: Option<&Instance>) -> bool {
+    match store.data().metering {
+        Metering::Wasmtime => false,
+        Metering::Instrumented => match instance.and_then(|i| meter_state(store, i)) {
+            Some((remaining, status)) => {
+                smartnodes_meter::classify(true, remaining, status) == Stop::DepthExceeded
+            }
+            None => false,
+        },
     }
 }

@@ -246,6 +246,10 @@ fn classify_trap(
     let code = match trap {
         Some(Trap::Interrupt) => return Err(Error::WallClockBackstop(limits.wall_clock_backstop)),
         Some(Trap::StackOverflow) => TrapCode::StackOverflow,
+        // The instrumented metering's call-depth limit.
+        Some(Trap::UnreachableCodeReached) if metering::is_depth_exceeded(store, instance) => {
+            TrapCode::StackOverflow
+        }
         Some(Trap::MemoryOutOfBounds) => TrapCode::MemoryOutOfBounds,
         Some(Trap::TableOutOfBounds) => TrapCode::TableOutOfBounds,
         Some(Trap::IndirectCallToNull) => TrapCode::IndirectCallToNull,

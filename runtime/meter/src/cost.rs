@@ -40,11 +40,15 @@ pub(crate) fn has_per_unit_cost(op: &Operator<'_>) -> bool {
 }
 
 /// Whether `op` ends a straight-line segment: the code after it can be reached by a branch,
-/// or cannot be reached by falling through.
+/// or cannot be reached by falling through, or it is a call (so that a host function, or a
+/// trap in the callee, sees exactly the fuel of what ran before it — the count engine fuel
+/// has there too).
 pub(crate) fn ends_segment(op: &Operator<'_>) -> bool {
     matches!(
         op,
-        Operator::Loop { .. }
+        Operator::Call { .. }
+            | Operator::CallIndirect { .. }
+            | Operator::Loop { .. }
             | Operator::If { .. }
             | Operator::Else
             | Operator::End

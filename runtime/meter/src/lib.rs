@@ -28,9 +28,10 @@
 //!   (`memory.grow` has no per-page cost). On every run that completes, the count equals
 //!   wasmtime's `consume_fuel` count exactly (tested).
 //! - **Segments**: a straight-line segment starts at function entry and after `loop`, `if`,
-//!   `else`, `end`, `br`, `br_if`, `br_table`, `return` and `unreachable`; its whole static
-//!   cost is subtracted once, at its start. Every branch target is a segment start, so a
-//!   run that completes is charged exactly the cost of what it executed.
+//!   `else`, `end`, `br`, `br_if`, `br_table`, `return`, `unreachable`, `call` and
+//!   `call_indirect`; its whole static cost is subtracted once, at its start. Every branch
+//!   target is a segment start, so a run that completes is charged exactly the cost of
+//!   what it executed, and a host function sees exactly the cost of what ran before it.
 //! - **Counter**: the remaining fuel lives in a function-local i64 (a register), written
 //!   back to a module global before every call, before `unreachable`, on function exit and
 //!   on the metering traps, and reloaded after every call (a callee or a host function may
@@ -98,7 +99,7 @@ pub use cost::operator_cost;
 /// The version of the rewrite and of its cost model. It belongs in the engine fingerprint
 /// and the compiled-module cache key; bump it on any change that can change a verdict, an
 /// output or a fuel count.
-pub const VERSION: &str = "smartnodes-meter/1";
+pub const VERSION: &str = "smartnodes-meter/2";
 
 /// Every export or import name starting with this prefix is reserved for the meter.
 pub const RESERVED_PREFIX: &str = "__smartnodes_meter";

@@ -1,0 +1,153 @@
+//! `cargo bench -p smartnodes-runtime --bench metering`: native vs the two meterings, side
+//! by side in one run, for every example — wasmtime's fuel + NaN canonicalisation
+//! (`Metering::Wasmtime`) and the in-wasm rewrite (`Metering::Instrumented`). Medians over
+//! interleaved rounds (`SMARTNODES_BENCH_ROUNDS`, default 7); ratios are to native.
+
+use smartnodes_runtime::{Limits, Metering, Runtime, RuntimeConfig, TaskInput, Verdict};
+use std::time::{Duration, Instant};
+
+/// (example, input that runs for a fraction of a second natively) — the same workloads as
+/// the `sandbox` bench.
+fn workloads() -> Vec<(&'static str, Vec<u8>)> {
+    let mut text = Vec::new();
+    let words = [
+        "lorem",
+        "ipsum",
+        "dolor",
+        "sit",
+        "amet",
+        "consectetur",
+        "adipiscing",
+        "elit",
+        "sed",
+        "do",
+    ];
+    let mut x: u64 = 1;
+    while text.len() < 4 << 20 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        text.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
+        text.extend_from_slice(if x.is_multiple_of(7) { b".\n" } else { b" " });
+        if x.is_multiple_of(13) {
+            text.extend_from_slice(format!("w{} ", x % 5000).as_bytes());
+        }
+    }
+    vec![
+        ("wordcount", text),
+        ("primes", b"20000000".to_vec()),
+        ("sha256-chain", b"300000\nsmartnodes".to_vec()),
+        ("mandelbrot", b"400 300 500 -2.0 -1.2 1.0 1.2".to_vec()),
+        ("matmul", b"200 7".to_vec()),
+    ]
+}
+
+fn native(name: &str, input: &[u8]) -> Vec<u8> {
+    match name {
+        "wordcount" => wordcount::run(input),
+        "primes" => primes::run(input),
+        "sha256-chain" => sha256_chain::run(input),
+        "mandelbrot" => mandelbrot::run(input),
+        "matmul" => matmul::run(input),
+        _ => unreachable!(),
+    }
+    .expect("native run")
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn geomean(xs: &[f64]) -> f64 {
+    (xs.iter().map(|r| r.ln()).sum::<f64>() / xs.len() as f64).exp()
+}
+
+fn main() {
+    let rounds: usize = std::env::var("SMARTNODES_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let runtime = |metering| {
+        Runtime::new(RuntimeConfig {
+            metering,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime")
+    };
+    let wasmtime = runtime(Metering::Wasmtime);
+    let ours = runtime(Metering::Instrumented);
+    let limits = Limits {
+        fuel: u64::MAX / 4,
+        memory_bytes: 1 << 30,
+        max_output_bytes: 64 << 20,
+        ..Limits::DEFAULT
+    };
+
+    println!("smartnodes-runtime metering benchmark: {rounds} interleaved rounds, medians");
+    println!("wasmtime fuel: {}", wasmtime.fingerprint_description());
+    println!("instrumented:  {}", ours.fingerprint_description());
+    println!();
+    println!(
+        "| example | native | wasmtime fuel + NaN canon | ratio | instrumented | ratio | fuel (both) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let (mut r_wt, mut r_in) = (Vec::new(), Vec::new());
+    for (name, input) in workloads() {
+        let wasm = smartnodes_examples::module(name).unwrap();
+        let m_wt = wasmtime.load(wasm, &limits).unwrap().expect("valid");
+        let m_in = ours.load(wasm, &limits).unwrap().expect("valid");
+        let task = TaskInput::new(input.clone());
+        let (mut nat, mut wt, mut ins) = (Vec::new(), Vec::new(), Vec::new());
+        let mut fuel = (0, 0);
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let expected = native(name, &input);
+            nat.push(t.elapsed());
+
+            let t = Instant::now();
+            let a = wasmtime.run_module(&m_wt, &task, &limits).unwrap();
+            wt.push(t.elapsed());
+
+            let t = Instant::now();
+            let b = ours.run_module(&m_in, &task, &limits).unwrap();
+            ins.push(t.elapsed());
+
+            for o in [&a, &b] {
+                assert_eq!(o.verdict, Verdict::Completed, "{name}: {}", o.detail);
+                assert_eq!(o.output, expected, "{name}: sandbox and native disagree");
+            }
+            fuel = (a.fuel_used, b.fuel_used);
+        }
+        assert_eq!(fuel.0, fuel.1, "{name}: the meterings count different fuel");
+        let (n, a, b) = (median(nat), median(wt), median(ins));
+        let (ra, rb) = (
+            a.as_secs_f64() / n.as_secs_f64(),
+            b.as_secs_f64() / n.as_secs_f64(),
+        );
+        r_wt.push(ra);
+        r_in.push(rb);
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {ra:.2}x | {:.1} ms | {rb:.2}x | {} |",
+            ms(n),
+            ms(a),
+            ms(b),
+            fuel.0
+        );
+    }
+    let worst = |xs: &[f64]| xs.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "| **geomean** | | | **{:.2}x** | | **{:.2}x** | |",
+        geomean(&r_wt),
+        geomean(&r_in)
+    );
+    println!(
+        "| worst | | | {:.2}x | | {:.2}x | |",
+        worst(&r_wt),
+        worst(&r_in)
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
