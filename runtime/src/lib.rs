@@ -112,6 +112,10 @@ pub struct TaskInput {
     /// Keys the task's random source (`random_get`). The network uses
     /// `sha256(job_id || task_index)`; the default is all zeros.
     pub seed: [u8; 32],
+    /// Read-only input files, seen by the task in the preopened directory `/input`
+    /// (none by default, and then there is no preopened directory at all). Names are
+    /// flat: non-empty, without `/` or NUL, not `.` or `..`.
+    pub files: Vec<(String, Arc<[u8]>)>,
 }
 
 impl TaskInput {
@@ -122,7 +126,14 @@ impl TaskInput {
             args: vec!["task".to_string()],
             env: Vec::new(),
             seed: [0; 32],
+            files: Vec::new(),
         }
+    }
+
+    /// The same input with one more read-only file in `/input`.
+    pub fn with_file(mut self, name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> TaskInput {
+        self.files.push((name.into(), bytes.into()));
+        self
     }
 
     /// The same input with another seed.
@@ -284,6 +295,7 @@ impl Runtime {
         limits: &Limits,
     ) -> Result<Outcome> {
         self.check_limits(limits)?;
+        check_files(input)?;
         sandbox::run(
             &self.engine,
             &module.pre,
@@ -317,6 +329,19 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+fn check_files(input: &TaskInput) -> Result<()> {
+    let mut names = std::collections::BTreeSet::new();
+    for (name, _) in &input.files {
+        if !wasi::valid_name(name) {
+            return Err(Error::Limit(format!("invalid input file name {name:?}")));
+        }
+        if !names.insert(name.as_str()) {
+            return Err(Error::Limit(format!("input file {name:?} given twice")));
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Runtime {

@@ -15,8 +15,9 @@
 //!   function of the execution;
 //! - `poll_oneoff` never blocks: a sleep advances the virtual clock and returns at once;
 //! - `random_get` is a ChaCha20 stream keyed by the caller's 32-byte seed;
-//! - there are no preopened directories and no sockets: every path and socket call fails
-//!   with `EBADF` (no such descriptor), and unknown descriptors fail the same way.
+//! - no sockets, and no preopened directory unless the task is given input files: then
+//!   they are a flat, read-only, in-memory directory preopened as `/input` (see `vfs`);
+//!   without files every path call fails with `EBADF` (no such descriptor).
 //!
 //! Host calls are not charged fuel beyond the call instruction itself; the work they can
 //! do is bounded by the guest's memory, the output limit and `MAX_IOVS`.
@@ -26,6 +27,9 @@ use crate::sandbox::State;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use wasmtime::{Caller, Extern, Linker};
+
+mod vfs;
+pub(crate) use vfs::valid_name;
 
 /// The wall clock reads this (2024-01-01T00:00:00Z in ns) plus the monotonic clock.
 pub const REALTIME_EPOCH_NS: u64 = 1_704_067_200_000_000_000;
@@ -42,6 +46,7 @@ const EINVAL: Errno = 28;
 const ENOSYS: Errno = 52;
 const ENOTSUP: Errno = 58;
 const ESPIPE: Errno = 70;
+const EROFS: Errno = 69;
 
 const FILETYPE_CHARACTER_DEVICE: u8 = 2;
 const RIGHT_FD_READ: u64 = 1 << 1;
@@ -85,6 +90,7 @@ pub(crate) struct Wasi {
     max_stderr: usize,
     rng: ChaCha20Rng,
     slept_ns: u64,
+    vfs: vfs::Vfs,
 }
 
 impl Wasi {
@@ -105,6 +111,7 @@ impl Wasi {
             max_stderr,
             rng: ChaCha20Rng::from_seed(input.seed),
             slept_ns: 0,
+            vfs: vfs::Vfs::new(&input.files),
         }
     }
 }
@@ -279,7 +286,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
             errno((|| {
                 let (mem, st) = memory(&mut c)?;
                 if fd != 0 {
-                    return Err(EBADF);
+                    return st.wasi.vfs.read(fd, mem, iovs, iovs_len, nread);
                 }
                 let mut total = 0u32;
                 for (ptr, len) in iovecs(mem, iovs, iovs_len)? {
@@ -333,7 +340,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
                         let keep = r.len().min(room);
                         w.stderr.extend_from_slice(&mem[r.start..r.start + keep]);
                     }
-                    _ => return Ok(EBADF),
+                    _ => return Ok(w.vfs.write(fd)),
                 }
                 total += len;
             }
@@ -345,12 +352,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
         "fd_fdstat_get",
         |mut c: Caller<'_, State>, fd: i32, out: i32| {
             errno((|| {
+                let (mem, st) = memory(&mut c)?;
                 let rights = match fd {
                     0 => RIGHT_FD_READ | RIGHT_POLL_FD_READWRITE,
                     1 | 2 => RIGHT_FD_WRITE | RIGHT_POLL_FD_READWRITE,
-                    _ => return Err(EBADF),
+                    _ => return st.wasi.vfs.fdstat(fd, mem, out),
                 };
-                let (mem, _) = memory(&mut c)?;
                 let mut stat = [0u8; 24];
                 stat[0] = FILETYPE_CHARACTER_DEVICE;
                 stat[8..16].copy_from_slice(&rights.to_le_bytes());
@@ -363,34 +370,48 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
         "fd_filestat_get",
         |mut c: Caller<'_, State>, fd: i32, out: i32| {
             errno((|| {
+                let (mem, st) = memory(&mut c)?;
                 if !(0..=2).contains(&fd) {
-                    return Err(EBADF);
+                    return st.wasi.vfs.filestat(fd, mem, out);
                 }
-                let (mem, _) = memory(&mut c)?;
                 let mut stat = [0u8; 64];
                 stat[16] = FILETYPE_CHARACTER_DEVICE;
                 write_bytes(mem, out, &stat)
             })())
         },
     )?;
-    linker.func_wrap(MODULE, "fd_close", |_c: Caller<'_, State>, fd: i32| {
+    linker.func_wrap(MODULE, "fd_close", |mut c: Caller<'_, State>, fd: i32| {
         Ok(if (0..=2).contains(&fd) {
             SUCCESS
         } else {
-            EBADF
+            c.data_mut().wasi.vfs.close(fd)
         })
     })?;
     linker.func_wrap(
         MODULE,
         "fd_seek",
-        |_c: Caller<'_, State>, fd: i32, _off: i64, _whence: i32, _out: i32| {
-            Ok(stdio_or_badf(fd, ESPIPE))
+        |mut c: Caller<'_, State>, fd: i32, off: i64, whence: i32, out: i32| {
+            if (0..=2).contains(&fd) {
+                return Ok(ESPIPE);
+            }
+            errno((|| {
+                let (mem, st) = memory(&mut c)?;
+                st.wasi.vfs.seek(fd, off, whence, mem, out)
+            })())
         },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_tell",
-        |_c: Caller<'_, State>, fd: i32, _out: i32| Ok(stdio_or_badf(fd, ESPIPE)),
+        |mut c: Caller<'_, State>, fd: i32, out: i32| {
+            if (0..=2).contains(&fd) {
+                return Ok(ESPIPE);
+            }
+            errno((|| {
+                let (mem, st) = memory(&mut c)?;
+                st.wasi.vfs.tell(fd, mem, out)
+            })())
+        },
     )?;
     linker.func_wrap(MODULE, "fd_sync", |_c: Caller<'_, State>, fd: i32| {
         Ok(stdio_or_badf(fd, SUCCESS))
@@ -442,22 +463,38 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
             Ok(stdio_or_badf(fd, ESPIPE))
         },
     )?;
-    // No preopened directories: these descriptors never exist.
+    // The read-only input directory (descriptor 3 when the task has files).
     linker.func_wrap(
         MODULE,
         "fd_prestat_get",
-        |_c: Caller<'_, State>, _fd: i32, _out: i32| Ok(EBADF),
+        |mut c: Caller<'_, State>, fd: i32, out: i32| {
+            errno((|| {
+                let (mem, st) = memory(&mut c)?;
+                st.wasi.vfs.prestat_get(fd, mem, out)
+            })())
+        },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_prestat_dir_name",
-        |_c: Caller<'_, State>, _fd: i32, _p: i32, _l: i32| Ok(EBADF),
+        |mut c: Caller<'_, State>, fd: i32, path: i32, len: i32| {
+            errno((|| {
+                let (mem, st) = memory(&mut c)?;
+                st.wasi.vfs.prestat_dir_name(fd, mem, path, len)
+            })())
+        },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_readdir",
-        |_c: Caller<'_, State>, fd: i32, _buf: i32, _len: i32, _cookie: i64, _out: i32| {
-            Ok(stdio_or_badf(fd, ENOTSUP))
+        |mut c: Caller<'_, State>, fd: i32, buf: i32, len: i32, cookie: i64, out: i32| {
+            if (0..=2).contains(&fd) {
+                return Ok(ENOTSUP);
+            }
+            errno((|| {
+                let (mem, st) = memory(&mut c)?;
+                st.wasi.vfs.readdir(fd, mem, buf, len, cookie, out)
+            })())
         },
     )?;
     linker.func_wrap(
@@ -474,45 +511,55 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
     linker.func_wrap(
         MODULE,
         "path_create_directory",
-        |_c: Caller<'_, State>, _fd: i32, _p: i32, _l: i32| Ok(EBADF),
+        |c: Caller<'_, State>, fd: i32, _p: i32, _l: i32| Ok(read_only(&c, fd)),
     )?;
     linker.func_wrap(
         MODULE,
         "path_filestat_get",
-        |_c: Caller<'_, State>, _fd: i32, _fl: i32, _p: i32, _l: i32, _out: i32| Ok(EBADF),
+        |mut c: Caller<'_, State>, fd: i32, _flags: i32, path: i32, len: i32, out: i32| {
+            errno((|| {
+                let (mem, st) = memory(&mut c)?;
+                st.wasi.vfs.path_filestat(fd, mem, (path, len), out)
+            })())
+        },
     )?;
     linker.func_wrap(
         MODULE,
         "path_filestat_set_times",
-        |_c: Caller<'_, State>, _fd: i32, _fl: i32, _p: i32, _l: i32, _a: i64, _m: i64, _f: i32| {
-            Ok(EBADF)
+        |c: Caller<'_, State>, fd: i32, _fl: i32, _p: i32, _l: i32, _a: i64, _m: i64, _f: i32| {
+            Ok(read_only(&c, fd))
         },
     )?;
     linker.func_wrap(
         MODULE,
         "path_link",
-        |_c: Caller<'_, State>,
-         _fd: i32,
+        |c: Caller<'_, State>,
+         fd: i32,
          _fl: i32,
          _p: i32,
          _l: i32,
          _fd2: i32,
          _p2: i32,
-         _l2: i32| Ok(EBADF),
+         _l2: i32| Ok(read_only(&c, fd)),
     )?;
     linker.func_wrap(
         MODULE,
         "path_open",
-        |_c: Caller<'_, State>,
-         _fd: i32,
+        |mut c: Caller<'_, State>,
+         fd: i32,
          _dirflags: i32,
-         _p: i32,
-         _l: i32,
-         _oflags: i32,
+         path: i32,
+         len: i32,
+         oflags: i32,
          _base: i64,
          _inh: i64,
          _fdflags: i32,
-         _out: i32| Ok(EBADF),
+         out: i32| {
+            errno((|| {
+                let (mem, st) = memory(&mut c)?;
+                st.wasi.vfs.path_open(fd, mem, (path, len), oflags, out)
+            })())
+        },
     )?;
     linker.func_wrap(
         MODULE,
@@ -524,24 +571,24 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
     linker.func_wrap(
         MODULE,
         "path_remove_directory",
-        |_c: Caller<'_, State>, _fd: i32, _p: i32, _l: i32| Ok(EBADF),
+        |c: Caller<'_, State>, fd: i32, _p: i32, _l: i32| Ok(read_only(&c, fd)),
     )?;
     linker.func_wrap(
         MODULE,
         "path_rename",
-        |_c: Caller<'_, State>, _fd: i32, _p: i32, _l: i32, _fd2: i32, _p2: i32, _l2: i32| {
-            Ok(EBADF)
+        |c: Caller<'_, State>, fd: i32, _p: i32, _l: i32, _fd2: i32, _p2: i32, _l2: i32| {
+            Ok(read_only(&c, fd))
         },
     )?;
     linker.func_wrap(
         MODULE,
         "path_symlink",
-        |_c: Caller<'_, State>, _p: i32, _l: i32, _fd: i32, _p2: i32, _l2: i32| Ok(EBADF),
+        |c: Caller<'_, State>, _p: i32, _l: i32, fd: i32, _p2: i32, _l2: i32| Ok(read_only(&c, fd)),
     )?;
     linker.func_wrap(
         MODULE,
         "path_unlink_file",
-        |_c: Caller<'_, State>, _fd: i32, _p: i32, _l: i32| Ok(EBADF),
+        |c: Caller<'_, State>, fd: i32, _p: i32, _l: i32| Ok(read_only(&c, fd)),
     )?;
     linker.func_wrap(
         MODULE,
@@ -598,6 +645,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
         |_c: Caller<'_, State>, fd: i32, _how: i32| Ok(stdio_or_badf(fd, ENOTSUP)),
     )?;
     Ok(())
+}
+
+/// A mutating path call: `EROFS` on the input directory, `EBADF` on anything else.
+fn read_only(c: &Caller<'_, State>, fd: i32) -> Errno {
+    if c.data().wasi.vfs.owns(fd) {
+        EROFS
+    } else {
+        EBADF
+    }
 }
 
 fn stdio_or_badf(fd: i32, stdio: Errno) -> Errno {

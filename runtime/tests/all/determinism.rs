@@ -292,3 +292,24 @@ fn seed_and_args_reach_the_guest_sdk() {
     assert_eq!(run(b"8 1").output, run(b"8 1").output);
     assert_ne!(run(b"8 1").output, run(b"8 2").output);
 }
+
+#[test]
+fn input_files_are_read_only_and_deterministic() {
+    let wasm = fixture("read_input_file");
+    let input = TaskInput::new(Vec::new())
+        .with_file("data.txt", &b"hello from a file"[..])
+        .with_file("other.bin", vec![0u8; 10]);
+    let o = runtime().run(&wasm, &input, &test_limits()).unwrap();
+    assert_eq!(o.verdict, Verdict::Completed, "{}", o.detail);
+    let mut expected = b"/inputhello from a file".to_vec();
+    expected.extend_from_slice(&44u32.to_le_bytes()); // ENOENT
+    expected.extend_from_slice(&69u32.to_le_bytes()); // EROFS
+    assert_eq!(o.output, expected);
+    // Invalid names are refused before running.
+    let bad = TaskInput::new(Vec::new()).with_file("../etc/passwd", Vec::new());
+    assert!(runtime().run(&wasm, &bad, &test_limits()).is_err());
+    let twice = TaskInput::new(Vec::new())
+        .with_file("a", Vec::new())
+        .with_file("a", Vec::new());
+    assert!(runtime().run(&wasm, &twice, &test_limits()).is_err());
+}
