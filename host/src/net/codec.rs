@@ -1,9 +1,11 @@
 //! A request-response codec: a 4-byte big-endian length, then the postcard encoding.
 //!
 //! The length is checked against the protocol's limit before a single byte of the body is
-//! read, so a peer cannot make a node allocate more than the limit; a body that does not
-//! decode is an `InvalidData` error, which fails only that stream (the event loop then
-//! drops the peer).
+//! read, so a peer cannot make a node allocate more than the limit. An inbound request that
+//! is too large, truncated or does not decode is handed to the event loop as
+//! `Err(reason)` rather than as a stream error, because libp2p does not say which peer a
+//! failed read came from; the event loop then drops that peer. (A bad *response* fails the
+//! request with `InvalidData`, and the event loop drops that peer too.)
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -11,6 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io;
 use std::marker::PhantomData;
+
+/// A request as read from the wire: the request, or why its bytes were refused.
+pub type Inbound<Req> = Result<Req, String>;
 
 /// Postcard with a length prefix and per-direction size limits.
 pub struct PostcardCodec<Req, Resp> {
@@ -114,14 +119,25 @@ where
     Resp: Serialize + DeserializeOwned + Send + 'static,
 {
     type Protocol = StreamProtocol;
-    type Request = Req;
+    type Request = Inbound<Req>;
     type Response = Resp;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Inbound<Req>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_request).await
+        match read_frame(io, self.max_request).await {
+            Ok(request) => Ok(Ok(request)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                Ok(Err(e.to_string()))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
@@ -131,11 +147,20 @@ where
         read_frame(io, self.max_response).await
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Req) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Inbound<Req>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, encode_frame(&req), self.max_request).await
+        let bytes = match &req {
+            Ok(req) => encode_frame(req),
+            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidInput, e.clone())),
+        };
+        write_frame(io, bytes, self.max_request).await
     }
 
     async fn write_response<T>(

@@ -521,10 +521,10 @@ impl EventLoop {
                 reply,
             } => {
                 let key = match request {
-                    Request::Job(r) => (Proto::Job, b.job.send_request(&peer, r)),
-                    Request::Task(r) => (Proto::Task, b.task.send_request(&peer, r)),
-                    Request::Result(r) => (Proto::Result, b.result.send_request(&peer, r)),
-                    Request::Blob(r) => (Proto::Blob, b.blob.send_request(&peer, r)),
+                    Request::Job(r) => (Proto::Job, b.job.send_request(&peer, Ok(r))),
+                    Request::Task(r) => (Proto::Task, b.task.send_request(&peer, Ok(r))),
+                    Request::Result(r) => (Proto::Result, b.result.send_request(&peer, Ok(r))),
+                    Request::Blob(r) => (Proto::Blob, b.blob.send_request(&peer, Ok(r))),
                 };
                 self.pending.insert(key, reply);
             }
@@ -624,7 +624,7 @@ impl EventLoop {
     async fn on_rr<Req, Resp>(
         &mut self,
         proto: Proto,
-        event: request_response::Event<Req, Resp>,
+        event: request_response::Event<codec::Inbound<Req>, Resp>,
         wrap_req: fn(Req) -> Request,
         wrap_resp: fn(Resp) -> Response,
         wrap_ch: fn(request_response::ResponseChannel<Resp>) -> Responder,
@@ -633,7 +633,13 @@ impl EventLoop {
         match event {
             E::Message { peer, message, .. } => match message {
                 Message::Request {
-                    request, channel, ..
+                    request: Err(reason),
+                    ..
+                } => self.on_failure(peer, proto, &reason, true),
+                Message::Request {
+                    request: Ok(request),
+                    channel,
+                    ..
                 } => {
                     self.emit(Event::Inbound {
                         peer,

@@ -169,6 +169,11 @@ impl UserSession {
         })
     }
 
+    /// The session's blob store (what it serves to the validator).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The validator's peer id.
     pub fn validator(&self) -> PeerId {
         *self.validator.lock().expect("poisoned")

@@ -5,6 +5,8 @@
 //! - `blobs`: large transfers and corrupted chunks;
 //! - `fuzz`: garbage and oversized messages against the decoders and a live node.
 
+mod blobs;
 mod common;
+mod fuzz;
 mod inprocess;
 mod multiprocess;
