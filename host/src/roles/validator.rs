@@ -26,7 +26,8 @@ type TaskId = (Hash, u32);
 struct WorkerInfo {
     /// Slots the worker advertised.
     capacity: u32,
-    /// Slots we use now: the advertised ones, fewer after the worker said it was busy.
+    /// Tasks it may hold at once: twice its slots (so that no slot waits on the network for
+    /// its next task), fewer after it said it was busy, until its next heartbeat.
     usable: u32,
     running: HashSet<TaskId>,
     last_seen: Instant,
@@ -397,13 +398,13 @@ impl Validator {
             let mut st = self.state.lock().expect("poisoned");
             let w = st.workers.entry(peer).or_insert_with(|| WorkerInfo {
                 capacity,
-                usable: capacity,
+                usable: capacity * 2,
                 running: HashSet::new(),
                 last_seen: Instant::now(),
                 reputation,
             });
             w.capacity = capacity;
-            w.usable = capacity;
+            w.usable = capacity * 2;
             w.last_seen = Instant::now();
         }
         tracing::info!(%peer, capacity, "worker registered");
@@ -418,7 +419,7 @@ impl Validator {
             };
         };
         w.last_seen = Instant::now();
-        w.usable = w.capacity;
+        w.usable = w.capacity * 2;
         let now = Instant::now();
         for id in running.into_iter().take(limits::MAX_TASKS) {
             if let Some(h) = st.assigned.get_mut(&id) {

@@ -96,3 +96,40 @@ async fn a_job_waits_for_workers_and_status_says_why() {
     session.close().await;
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_publish_signed_role_records_in_the_dht() {
+    crate::common::init_logging();
+    let net = Network::start(NetworkConfig {
+        workers: 2,
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    let validator = &net.validators[0].client;
+    for worker in &net.workers {
+        let key = smartnodes::net::proto::RecordBody::Role {
+            peer: worker.peer_id().to_bytes(),
+            role: String::new(),
+            capacity: 0,
+            expires: 0,
+        }
+        .key();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let record = loop {
+            if let Some(r) = validator.get_record(key.clone()).await {
+                break r;
+            }
+            assert!(std::time::Instant::now() < deadline, "no role record");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        record.verify(smartnodes::net::proto::unix_now()).unwrap();
+        match record.body {
+            smartnodes::net::proto::RecordBody::Role { role, capacity, .. } => {
+                assert_eq!((role.as_str(), capacity), ("worker", 2));
+            }
+            other => panic!("unexpected record {other:?}"),
+        }
+    }
+    net.stop().await;
+}
