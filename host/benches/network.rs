@@ -95,60 +95,65 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let (lat, net_tput) = rt.block_on(async {
-        let net = Network::start(NetworkConfig {
-            validators: 1,
-            workers: 2,
-            worker_slots: 2,
-            lease: Duration::from_secs(3),
-        })
-        .await
-        .expect("network");
-        let session = UserSession::connect(net.validator_addr())
+    let measure = |fsync: bool| {
+        rt.block_on(async {
+            let net = Network::start(NetworkConfig {
+                validators: 1,
+                workers: 2,
+                worker_slots: 2,
+                lease: Duration::from_secs(3),
+                fsync,
+            })
             .await
-            .expect("connect");
-        // Warm up: the workers fetch and compile the module once.
-        let warm = JobRequestSpec {
-            module: module.clone(),
-            inputs: (0..20).map(|i| tiny_input(1_000_000 + i)).collect(),
-            limits,
-        };
-        session
-            .run_job(&warm, Duration::from_secs(60), |_, _| {})
-            .await
-            .expect("warm-up");
+            .expect("network");
+            let session = UserSession::connect(net.validator_addr())
+                .await
+                .expect("connect");
+            // Warm up: the workers fetch and compile the module once.
+            let warm = JobRequestSpec {
+                module: module.clone(),
+                inputs: (0..20).map(|i| tiny_input(1_000_000 + i)).collect(),
+                limits,
+            };
+            session
+                .run_job(&warm, Duration::from_secs(60), |_, _| {})
+                .await
+                .expect("warm-up");
 
-        let mut lat = Vec::with_capacity(rounds);
-        for i in 0..rounds {
+            let mut lat = Vec::with_capacity(rounds);
+            for i in 0..rounds {
+                let job = JobRequestSpec {
+                    module: module.clone(),
+                    inputs: vec![tiny_input(2_000_000 + i)],
+                    limits,
+                };
+                let t = Instant::now();
+                session
+                    .run_job(&job, Duration::from_secs(60), |_, _| {})
+                    .await
+                    .expect("round trip");
+                lat.push(t.elapsed());
+            }
+            lat.sort();
+
             let job = JobRequestSpec {
                 module: module.clone(),
-                inputs: vec![tiny_input(2_000_000 + i)],
+                inputs: (0..tasks).map(tiny_input).collect(),
                 limits,
             };
             let t = Instant::now();
-            session
-                .run_job(&job, Duration::from_secs(60), |_, _| {})
+            let report = session
+                .run_job(&job, Duration::from_secs(120), |_, _| {})
                 .await
-                .expect("round trip");
-            lat.push(t.elapsed());
-        }
-        lat.sort();
-
-        let job = JobRequestSpec {
-            module: module.clone(),
-            inputs: (0..tasks).map(tiny_input).collect(),
-            limits,
-        };
-        let t = Instant::now();
-        let report = session
-            .run_job(&job, Duration::from_secs(120), |_, _| {})
-            .await
-            .expect("throughput job");
-        let tput = report.tasks.len() as f64 / t.elapsed().as_secs_f64();
-        session.close().await;
-        net.stop().await;
-        (lat, tput)
-    });
+                .expect("throughput job");
+            let tput = report.tasks.len() as f64 / t.elapsed().as_secs_f64();
+            session.close().await;
+            net.stop().await;
+            (lat, tput)
+        })
+    };
+    let durable = measure(true);
+    let no_fsync = measure(false);
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
@@ -156,22 +161,26 @@ fn main() {
         tiny_input(0).len()
     );
     println!();
-    println!("| measure | network (1 validator + 2 workers x 2 slots, loopback) | runtime alone | ratio |");
+    println!("| measure | network, fsync on (durable) | network, fsync off | runtime alone |");
     println!("|---|---|---|---|");
+    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
+        println!(
+            "| round trip {name} ({rounds} one-task jobs) | {} ({:.0}x) | {} ({:.0}x) | {} |",
+            ms(percentile(&durable.0, p)),
+            percentile(&durable.0, p).as_secs_f64() / percentile(&one, p).as_secs_f64(),
+            ms(percentile(&no_fsync.0, p)),
+            percentile(&no_fsync.0, p).as_secs_f64() / percentile(&one, p).as_secs_f64(),
+            ms(percentile(&one, p)),
+        );
+    }
     println!(
-        "| round trip p50 ({rounds} one-task jobs) | {} | {} | {:.0}x |",
-        ms(percentile(&lat, 0.5)),
-        ms(percentile(&one, 0.5)),
-        percentile(&lat, 0.5).as_secs_f64() / percentile(&one, 0.5).as_secs_f64()
+        "| throughput ({tasks} tasks in one job) | {:.0} tasks/s ({:.3}x) | {:.0} tasks/s ({:.3}x) | {base_2:.0} tasks/s on 2 threads ({base_1:.0} on 1) |",
+        durable.1,
+        durable.1 / base_2,
+        no_fsync.1,
+        no_fsync.1 / base_2,
     );
-    println!(
-        "| round trip p99 | {} | {} | {:.0}x |",
-        ms(percentile(&lat, 0.99)),
-        ms(percentile(&one, 0.99)),
-        percentile(&lat, 0.99).as_secs_f64() / percentile(&one, 0.99).as_secs_f64()
-    );
-    println!(
-        "| throughput ({tasks} tasks in one job) | {net_tput:.0} tasks/s | {base_1:.0} tasks/s (1 thread), {base_2:.0} tasks/s (2 threads) | {:.2}x of 2 threads |",
-        net_tput / base_2
-    );
+    println!();
+    println!("Network: 1 validator + 2 workers x 2 slots + 1 user in one process on loopback (TCP, Noise, Yamux).");
+    println!("Ratios are to the runtime alone. \"fsync off\" skips the fsync before each acknowledgement.");
 }

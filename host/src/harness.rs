@@ -18,6 +18,8 @@ pub struct NetworkConfig {
     pub worker_slots: usize,
     /// Lease (and so heartbeat period = lease / 3).
     pub lease: Duration,
+    /// `fsync` before acknowledging (see [`NodeConfig::fsync`]).
+    pub fsync: bool,
 }
 
 impl Default for NetworkConfig {
@@ -27,6 +29,7 @@ impl Default for NetworkConfig {
             workers: 3,
             worker_slots: 2,
             lease: Duration::from_secs(3),
+            fsync: true,
         }
     }
 }
@@ -64,6 +67,7 @@ impl Network {
             let dir = temp()?;
             let mut c = NodeConfig::new(Role::Validator, dir.path().to_path_buf(), listen.clone())?;
             c.lease = config.lease;
+            c.fsync = config.fsync;
             validators.push(start_node(c, None).await?);
             dirs.push(dir);
         }
@@ -75,6 +79,7 @@ impl Network {
             c.bootstrap = bootstrap.clone();
             c.worker_slots = config.worker_slots;
             c.lease = config.lease;
+            c.fsync = config.fsync;
             workers.push(start_node(c, Some(runtime.clone())).await?);
             dirs.push(dir);
         }

@@ -48,6 +48,9 @@ pub struct NodeConfig {
     /// How long a validator waits for a silent worker before giving its tasks to another;
     /// workers send heartbeats three times per lease.
     pub lease: Duration,
+    /// Whether acknowledged state is `fsync`ed before the acknowledgement (the default).
+    /// Off only for benchmarks that measure the network alone.
+    pub fsync: bool,
 }
 
 impl NodeConfig {
@@ -62,6 +65,7 @@ impl NodeConfig {
             bootstrap: Vec::new(),
             worker_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
             lease: Duration::from_secs(3),
+            fsync: true,
         })
     }
 }
@@ -123,7 +127,11 @@ pub async fn start_node(
         path: config.data_dir.clone(),
         source,
     })?;
-    let store = Store::open(&config.data_dir.join("db"))?;
+    let mut store = Store::open(&config.data_dir.join("db"))?;
+    if !config.fsync {
+        tracing::warn!("fsync is off: acknowledged state may be lost in a crash");
+        store = store.without_fsync();
+    }
     let (client, events, listen_addrs) =
         net::start(config.keypair.clone(), Some(config.listen.clone())).await?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);

@@ -742,24 +742,21 @@ impl Validator {
             (owner, finished)
         };
         let _ = self.store.adjust_reputation(&peer.to_bytes(), 1);
-        if let Err(e) = self.store.flush().await {
-            return reject(e.to_string());
-        }
         if finished {
             tracing::info!(job = %hex::encode(id.0), "job done");
         }
         self.schedule();
 
-        // Tell the owner now (it also polls), and the network.
+        // Tell the owner now (it also polls), and the network. This need not wait for the
+        // flush: the owner checks the receipt itself, and if this node dies before the
+        // flush the task merely runs again (the owner keeps the first copy).
         let v = self.clone();
+        let receipt = result.receipt.clone();
         tokio::spawn(async move {
             if let Some(owner) = owner {
                 if v.client.is_connected(owner).await {
                     let push = TaskResult {
-                        output: result
-                            .output
-                            .clone()
-                            .filter(|o| o.len() <= limits::INLINE_OUTPUT),
+                        output: result.output.filter(|o| o.len() <= limits::INLINE_OUTPUT),
                         receipt: result.receipt.clone(),
                     };
                     let _ = v.client.result(owner, push).await;
@@ -772,6 +769,13 @@ impl Validator {
                 )
                 .await;
         });
+        // The worker may forget its copy once we acknowledge: on disk first.
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(receipt = %hex::encode(receipt.hash()), "flush failed: {e}");
+            return ResultResponse::Rejected {
+                reason: e.to_string(),
+            };
+        }
         ResultResponse::Ok
     }
 
