@@ -169,3 +169,66 @@ fn fingerprints_differ_between_meterings() {
         .fingerprint_description()
         .contains(smartnodes_meter::VERSION));
 }
+
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/meter/tests/fixtures/runtime_examples.golden"
+);
+
+/// `(verdict, output_hash, fuel_used)` of every example input and fixture under both
+/// meterings, against a committed file. Run natively and, built for aarch64, under qemu
+/// (`runtime/meter/scripts/cross-arch.sh`): the same file on both architectures.
+/// `METER_BLESS=1` rewrites it.
+#[test]
+fn same_results_as_the_golden_file() {
+    let mut lines = Vec::new();
+    let mut cases: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::new();
+    for (name, _) in smartnodes_examples::ALL {
+        for input in inputs(name) {
+            let label = format!("{name} {:?}", String::from_utf8_lossy(&input));
+            cases.push((
+                label,
+                smartnodes_examples::module(name).unwrap().to_vec(),
+                input,
+            ));
+        }
+    }
+    for name in [
+        "nan",
+        "clock_random",
+        "infinite_loop",
+        "infinite_recursion",
+        "echo",
+    ] {
+        cases.push((name.to_string(), fixture(name), b"some input\n".to_vec()));
+    }
+    let limits = Limits {
+        fuel: 20_000_000,
+        ..limits()
+    };
+    for (label, wasm, input) in &cases {
+        for metering in [Metering::Wasmtime, Metering::Instrumented] {
+            let o = run(metering, wasm, input, &limits);
+            lines.push(format!(
+                "{label} {metering:?}: {} {} fuel={}",
+                o.verdict,
+                o.output_hash.map(hex).unwrap_or_default(),
+                o.fuel_used
+            ));
+        }
+    }
+    let got = lines.join("\n") + "\n";
+    if std::env::var_os("METER_BLESS").is_some() {
+        std::fs::write(GOLDEN, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(GOLDEN).expect("golden file (METER_BLESS=1 writes it)");
+    for (g, w) in got.lines().zip(want.lines()) {
+        assert_eq!(g, w, "on {}", std::env::consts::ARCH);
+    }
+    assert_eq!(got.lines().count(), want.lines().count());
+}
+
+fn hex(bytes: impl AsRef<[u8]>) -> String {
+    bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}

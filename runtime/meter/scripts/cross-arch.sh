@@ -2,7 +2,8 @@
 # Builds the meter's tests for aarch64 and runs them under qemu-user. `tests/cross_arch.rs`
 # compares a report of outcomes, NaN bits, fuel counts and memory hashes with the
 # committed golden file; passing here and natively on x86-64 means both architectures give
-# identical results. `nan.rs` and `semantics.rs` run too.
+# identical results. `nan.rs` and `semantics.rs` run too, and the runtime's `tests/meter.rs`
+# (every example under both meterings against its own golden file).
 #
 # Needs: rustup target aarch64-unknown-linux-gnu, and Debian's gcc-aarch64-linux-gnu,
 # libc6-dev-arm64-cross and qemu-user. A cold cross build of wasmtime takes ~5 minutes on
@@ -27,3 +28,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
 cargo test -p smartnodes-meter --target aarch64-unknown-linux-gnu \
     --test cross_arch --test nan --test semantics "$@"
+# The runtime under both meterings: every example and some fixtures against
+# runtime/meter/tests/fixtures/runtime_examples.golden.
+cargo test -p smartnodes-runtime --target aarch64-unknown-linux-gnu --test meter "$@"

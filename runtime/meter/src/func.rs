@@ -339,21 +339,39 @@ pub(crate) fn rewrite(
     e.stats.functions += 1;
     e.fuel = e.new_local(ValType::I64);
 
+    // A leaf (no call instruction) cannot nest frames, and without a loop it does bounded
+    // work: it needs no depth counting, and a loop-free leaf no entry check (its caller's
+    // checks and the host's final look at the counter see any overdraft). Both are static
+    // properties of the code, so the verdicts stay deterministic; the depth limit counts
+    // the frames of functions that can call.
+    let leaf = !ops
+        .iter()
+        .any(|op| matches!(op, Op::Call { .. } | Op::CallIndirect { .. }));
+    let has_loop = ops.iter().any(|op| matches!(op, Op::Loop { .. }));
+    let starts_here = matches!(info.start_call, Some((entry, _, _)) if entry == func_index);
+    let count_depth = !leaf || starts_here;
+
     // Entry: charge and check fuel, then depth.
     e.ins(I::GlobalGet(info.fuel_global));
     e.ins(I::I64Const(seg_costs[0] as i64));
     e.ins(I::I64Sub);
     e.stats.charges += 1;
-    e.ins(I::LocalTee(e.fuel));
-    e.check_fuel_on_stack();
-    e.ins(I::GlobalGet(info.depth_global));
-    e.ins(I::I32Const(cfg.max_call_depth as i32));
-    e.ins(I::I32GeU);
-    e.trap_if(Status::DepthExceeded);
-    e.ins(I::GlobalGet(info.depth_global));
-    e.ins(I::I32Const(1));
-    e.ins(I::I32Add);
-    e.ins(I::GlobalSet(info.depth_global));
+    if leaf && !has_loop {
+        e.ins(I::LocalSet(e.fuel));
+    } else {
+        e.ins(I::LocalTee(e.fuel));
+        e.check_fuel_on_stack();
+    }
+    if count_depth {
+        e.ins(I::GlobalGet(info.depth_global));
+        e.ins(I::I32Const(cfg.max_call_depth as i32));
+        e.ins(I::I32GeU);
+        e.trap_if(Status::DepthExceeded);
+        e.ins(I::GlobalGet(info.depth_global));
+        e.ins(I::I32Const(1));
+        e.ins(I::I32Add);
+        e.ins(I::GlobalSet(info.depth_global));
+    }
     let wrapper = match sig.results.as_slice() {
         [] => BlockType::Empty,
         [t] => BlockType::Result(val_type(*t)),
@@ -387,10 +405,12 @@ pub(crate) fn rewrite(
                     e.canon_stack(&sig.results);
                 }
                 e.flush();
-                e.ins(I::GlobalGet(info.depth_global));
-                e.ins(I::I32Const(1));
-                e.ins(I::I32Sub);
-                e.ins(I::GlobalSet(info.depth_global));
+                if count_depth {
+                    e.ins(I::GlobalGet(info.depth_global));
+                    e.ins(I::I32Const(1));
+                    e.ins(I::I32Sub);
+                    e.ins(I::GlobalSet(info.depth_global));
+                }
                 e.ins(I::End);
                 continue;
             }

@@ -39,9 +39,11 @@
 //! - **Checks**: at function entry, at every loop header and after every variable-cost bulk
 //!   operation: `if remaining < 0 { status = 1; unreachable }`. Every loop iteration and
 //!   every call costs at least 1, so the work between two checks is bounded by the static
-//!   size of a function body.
-//! - **Depth**: a depth counter (global) is raised on function entry and lowered on exit;
-//!   entering a function when `depth >= max_call_depth` sets `status = 2` and traps. The
+//!   size of a function body. A leaf function (no call instruction) without loops does
+//!   bounded work and gets no entry check.
+//! - **Depth**: a depth counter (global) is raised on entry to every function that can call
+//!   (leaf functions cannot nest frames, so they are not counted) and lowered on exit;
+//!   entering such a function when `depth >= max_call_depth` sets `status = 2` and traps. The
 //!   native stack limit of the engine differs between architectures by a few frames, so it
 //!   must never be what stops a task: the runtime gives the engine a native stack large
 //!   enough for `max_call_depth` frames.
@@ -99,7 +101,7 @@ pub use cost::operator_cost;
 /// The version of the rewrite and of its cost model. It belongs in the engine fingerprint
 /// and the compiled-module cache key; bump it on any change that can change a verdict, an
 /// output or a fuel count.
-pub const VERSION: &str = "smartnodes-meter/2";
+pub const VERSION: &str = "smartnodes-meter/3";
 
 /// Every export or import name starting with this prefix is reserved for the meter.
 pub const RESERVED_PREFIX: &str = "__smartnodes_meter";

@@ -68,12 +68,14 @@ fn run(engine: &Engine, wasm: &[u8], func: &str, metered: bool) -> End {
     let g = |store: &mut Store<()>, name| instance.get_global(store, name).unwrap();
     if metered {
         let fuel = g(&mut store, smartnodes_meter::FUEL_EXPORT);
-        fuel.set(&mut store, Val::I64(budget_to_counter(BUDGET))).unwrap();
+        fuel.set(&mut store, Val::I64(budget_to_counter(BUDGET)))
+            .unwrap();
         if let Some(start) = instance.get_func(&mut store, smartnodes_meter::START_EXPORT) {
             if start.call(&mut store, &[], &mut []).is_err() {
                 return End::Stopped;
             }
-            fuel.set(&mut store, Val::I64(budget_to_counter(BUDGET))).unwrap();
+            fuel.set(&mut store, Val::I64(budget_to_counter(BUDGET)))
+                .unwrap();
         }
     } else {
         store.set_fuel(BUDGET).unwrap();
@@ -86,8 +88,12 @@ fn run(engine: &Engine, wasm: &[u8], func: &str, metered: bool) -> End {
     let mut results = vec![Val::I32(0); ty.results().len()];
     let r = f.call(&mut store, &params, &mut results);
     let (stop, fuel) = if metered {
-        let remaining = g(&mut store, smartnodes_meter::FUEL_EXPORT).get(&mut store).unwrap_i64();
-        let status = g(&mut store, smartnodes_meter::STATUS_EXPORT).get(&mut store).unwrap_i32();
+        let remaining = g(&mut store, smartnodes_meter::FUEL_EXPORT)
+            .get(&mut store)
+            .unwrap_i64();
+        let status = g(&mut store, smartnodes_meter::STATUS_EXPORT)
+            .get(&mut store)
+            .unwrap_i32();
         let stop = classify(r.is_err(), remaining, status);
         (stop, fuel_used(BUDGET, remaining, stop))
     } else {

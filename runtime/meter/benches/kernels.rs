@@ -1,0 +1,311 @@
+//! `cargo bench -p smartnodes-meter --bench kernels`: where the time goes. Every example
+//! task, side by side in one run: native, plain wasm (no metering at all), wasmtime's fuel +
+//! NaN canonicalisation, and the meter's rewrite (fuel, depth and NaN canonicalisation in
+//! wasm). Medians over interleaved rounds (`METER_BENCH_ROUNDS`, default 7). A minimal WASI
+//! shim (stdin, stdout, exit, empty environment, zero random bytes) stands in for the
+//! runtime's, so the columns differ only in metering. Instantiation and `_start` are timed;
+//! compilation is not.
+
+use std::time::{Duration, Instant};
+
+use smartnodes_meter::{MeterConfig, StartMode, FUEL_EXPORT};
+use wasmtime::{Caller, Config, Engine, Extern, Linker, Module, Store, Val};
+
+/// What the runtime uses (`Metering::Instrumented`).
+fn meter_config() -> MeterConfig {
+    MeterConfig {
+        max_call_depth: 2000,
+        start: StartMode::CallFrom("_start".into()),
+        ..MeterConfig::default()
+    }
+}
+
+struct Io {
+    stdin: Vec<u8>,
+    pos: usize,
+    stdout: Vec<u8>,
+}
+
+fn memory(caller: &mut Caller<'_, Io>) -> wasmtime::Memory {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => m,
+        _ => panic!("no memory export"),
+    }
+}
+
+fn u32_at(data: &[u8], at: usize) -> usize {
+    u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize
+}
+
+fn linker(engine: &Engine) -> Linker<Io> {
+    let mut l = Linker::new(engine);
+    let w = "wasi_snapshot_preview1";
+    l.func_wrap(
+        w,
+        "fd_read",
+        |mut c: Caller<'_, Io>, fd: i32, iovs: i32, n: i32, nread: i32| -> i32 {
+            assert_eq!(fd, 0);
+            let mem = memory(&mut c);
+            let (data, io) = mem.data_and_store_mut(&mut c);
+            let mut total = 0;
+            for k in 0..n as usize {
+                let at = iovs as usize + 8 * k;
+                let (ptr, len) = (u32_at(data, at), u32_at(data, at + 4));
+                let take = len.min(io.stdin.len() - io.pos);
+                data[ptr..ptr + take].copy_from_slice(&io.stdin[io.pos..io.pos + take]);
+                io.pos += take;
+                total += take;
+            }
+            data[nread as usize..nread as usize + 4].copy_from_slice(&(total as u32).to_le_bytes());
+            0
+        },
+    )
+    .unwrap();
+    l.func_wrap(
+        w,
+        "fd_write",
+        |mut c: Caller<'_, Io>, fd: i32, iovs: i32, n: i32, nwritten: i32| -> i32 {
+            let mem = memory(&mut c);
+            let (data, io) = mem.data_and_store_mut(&mut c);
+            let mut total = 0;
+            for k in 0..n as usize {
+                let at = iovs as usize + 8 * k;
+                let (ptr, len) = (u32_at(data, at), u32_at(data, at + 4));
+                if fd == 1 {
+                    io.stdout.extend_from_slice(&data[ptr..ptr + len]);
+                }
+                total += len;
+            }
+            data[nwritten as usize..nwritten as usize + 4]
+                .copy_from_slice(&(total as u32).to_le_bytes());
+            0
+        },
+    )
+    .unwrap();
+    l.func_wrap(w, "proc_exit", |code: i32| -> wasmtime::Result<()> {
+        Err(wasmtime::Error::msg(format!("exit {code}")))
+    })
+    .unwrap();
+    l.func_wrap(
+        w,
+        "environ_sizes_get",
+        |mut c: Caller<'_, Io>, count: i32, size: i32| -> i32 {
+            let mem = memory(&mut c);
+            let data = mem.data_mut(&mut c);
+            data[count as usize..count as usize + 4].fill(0);
+            data[size as usize..size as usize + 4].fill(0);
+            0
+        },
+    )
+    .unwrap();
+    l.func_wrap(w, "environ_get", |_: i32, _: i32| -> i32 { 0 })
+        .unwrap();
+    l.func_wrap(
+        w,
+        "random_get",
+        |mut c: Caller<'_, Io>, ptr: i32, len: i32| -> i32 {
+            let mem = memory(&mut c);
+            mem.data_mut(&mut c)[ptr as usize..(ptr + len) as usize].fill(7);
+            0
+        },
+    )
+    .unwrap();
+    l
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Plain,
+    WasmtimeFuel,
+    Meter,
+}
+
+struct Prepared {
+    engine: Engine,
+    module: Module,
+    linker: Linker<Io>,
+    mode: Mode,
+}
+
+fn prepare(wasm: &[u8], mode: Mode) -> Prepared {
+    let mut c = Config::new();
+    c.relaxed_simd_deterministic(true);
+    match mode {
+        Mode::Plain | Mode::Meter => {}
+        Mode::WasmtimeFuel => {
+            c.consume_fuel(true).cranelift_nan_canonicalization(true);
+        }
+    }
+    let engine = Engine::new(&c).unwrap();
+    let bytes = match mode {
+        Mode::Meter => {
+            smartnodes_meter::instrument(wasm, &meter_config())
+                .unwrap()
+                .wasm
+        }
+        _ => wasm.to_vec(),
+    };
+    let module = Module::new(&engine, &bytes).unwrap();
+    let linker = linker(&engine);
+    Prepared {
+        engine,
+        module,
+        linker,
+        mode,
+    }
+}
+
+/// Runs `_start` once: (output, fuel used (0 for plain), time).
+fn run(p: &Prepared, input: &[u8]) -> (Vec<u8>, u64, Duration) {
+    const BUDGET: u64 = 1 << 60;
+    let t = Instant::now();
+    let io = Io {
+        stdin: input.to_vec(),
+        pos: 0,
+        stdout: Vec::new(),
+    };
+    let mut store = Store::new(&p.engine, io);
+    if p.mode == Mode::WasmtimeFuel {
+        store.set_fuel(BUDGET).unwrap();
+    }
+    let instance = p.linker.instantiate(&mut store, &p.module).unwrap();
+    if p.mode == Mode::Meter {
+        let g = instance.get_global(&mut store, FUEL_EXPORT).unwrap();
+        g.set(&mut store, Val::I64(BUDGET as i64)).unwrap();
+    }
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .unwrap();
+    if let Err(e) = start.call(&mut store, ()) {
+        assert!(format!("{e:?}").contains("exit 0"), "{e:?}");
+    }
+    let elapsed = t.elapsed();
+    let fuel = match p.mode {
+        Mode::Plain => 0,
+        Mode::WasmtimeFuel => BUDGET - store.get_fuel().unwrap(),
+        Mode::Meter => {
+            let g = instance.get_global(&mut store, FUEL_EXPORT).unwrap();
+            BUDGET - g.get(&mut store).unwrap_i64() as u64
+        }
+    };
+    (std::mem::take(&mut store.data_mut().stdout), fuel, elapsed)
+}
+
+fn workloads() -> Vec<(&'static str, Vec<u8>)> {
+    let mut text = Vec::new();
+    let words = [
+        "lorem",
+        "ipsum",
+        "dolor",
+        "sit",
+        "amet",
+        "consectetur",
+        "elit",
+        "sed",
+    ];
+    let mut x: u64 = 1;
+    while text.len() < 4 << 20 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        text.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
+        text.extend_from_slice(if x.is_multiple_of(7) { b".\n" } else { b" " });
+    }
+    vec![
+        ("wordcount", text),
+        ("primes", b"20000000".to_vec()),
+        ("sha256-chain", b"300000\nsmartnodes".to_vec()),
+        ("mandelbrot", b"400 300 500 -2.0 -1.2 1.0 1.2".to_vec()),
+        ("matmul", b"200 7".to_vec()),
+    ]
+}
+
+fn native(name: &str, input: &[u8]) -> Vec<u8> {
+    match name {
+        "wordcount" => wordcount::run(input),
+        "primes" => primes::run(input),
+        "sha256-chain" => sha256_chain::run(input),
+        "mandelbrot" => mandelbrot::run(input),
+        "matmul" => matmul::run(input),
+        _ => unreachable!(),
+    }
+    .expect("native run")
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn geomean(xs: &[f64]) -> f64 {
+    (xs.iter().map(|r| r.ln()).sum::<f64>() / xs.len() as f64).exp()
+}
+
+fn main() {
+    let rounds: usize = std::env::var("METER_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    println!("smartnodes-meter kernels benchmark: {rounds} interleaved rounds, medians, ratio = time / native");
+    println!("meter: {}", meter_config().fingerprint());
+    println!();
+    println!("| example | native | plain wasm | wasmtime fuel + NaN canon | meter (fuel + depth + NaN) | meter / plain | fuel (both) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let (mut rp, mut rw, mut rm, mut mp) = (vec![], vec![], vec![], vec![]);
+    for (name, input) in workloads() {
+        let wasm = smartnodes_examples::module(name).unwrap();
+        let modes = [Mode::Plain, Mode::WasmtimeFuel, Mode::Meter].map(|m| prepare(wasm, m));
+        let mut times: [Vec<Duration>; 4] = Default::default();
+        let mut fuels = (0, 0);
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let expected = native(name, &input);
+            times[0].push(t.elapsed());
+            for (k, p) in modes.iter().enumerate() {
+                let (out, fuel, d) = run(p, &input);
+                assert_eq!(out, expected, "{name}: mode {k} disagrees with native");
+                times[k + 1].push(d);
+                match p.mode {
+                    Mode::WasmtimeFuel => fuels.0 = fuel,
+                    Mode::Meter => fuels.1 = fuel,
+                    Mode::Plain => {}
+                }
+            }
+        }
+        assert_eq!(fuels.0, fuels.1, "{name}: fuel counts differ");
+        let [n, p, w, m] = times.map(median);
+        let r = |d: Duration| d.as_secs_f64() / n.as_secs_f64();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        rp.push(r(p));
+        rw.push(r(w));
+        rm.push(r(m));
+        mp.push(m.as_secs_f64() / p.as_secs_f64());
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.2}x | {} |",
+            ms(n),
+            ms(p),
+            r(p),
+            ms(w),
+            r(w),
+            ms(m),
+            r(m),
+            m.as_secs_f64() / p.as_secs_f64(),
+            fuels.0
+        );
+    }
+    let worst = |xs: &[f64]| xs.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "| **geomean** | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | |",
+        geomean(&rp),
+        geomean(&rw),
+        geomean(&rm),
+        geomean(&mp)
+    );
+    println!(
+        "| worst | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | |",
+        worst(&rp),
+        worst(&rw),
+        worst(&rm),
+        worst(&mp)
+    );
+}
