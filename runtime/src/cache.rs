@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn lru_evicts_the_least_recently_used() {
         let engine = wasmtime::Engine::default();
-        let module = wasmtime::Module::new(&engine, "(module)").unwrap();
+        let module = wasmtime::Module::new(&engine, b"\0asm\x01\0\0\0").unwrap();
         let linker = wasmtime::Linker::new(&engine);
         let pre = std::sync::Arc::new(linker.instantiate_pre(&module).unwrap());
         let cache = MemoryCache::new(2);
