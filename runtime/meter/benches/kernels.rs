@@ -118,6 +118,9 @@ enum Mode {
     Plain,
     WasmtimeFuel,
     Meter,
+    /// The meter without NaN canonicalisation (results may then differ between
+    /// architectures when NaNs are stored): how much of the cost is the NaN part.
+    MeterNoNan,
 }
 
 struct Prepared {
@@ -131,7 +134,7 @@ fn prepare(wasm: &[u8], mode: Mode) -> Prepared {
     let mut c = Config::new();
     c.relaxed_simd_deterministic(true);
     match mode {
-        Mode::Plain | Mode::Meter => {}
+        Mode::Plain | Mode::Meter | Mode::MeterNoNan => {}
         Mode::WasmtimeFuel => {
             c.consume_fuel(true).cranelift_nan_canonicalization(true);
         }
@@ -142,6 +145,13 @@ fn prepare(wasm: &[u8], mode: Mode) -> Prepared {
             smartnodes_meter::instrument(wasm, &meter_config())
                 .unwrap()
                 .wasm
+        }
+        Mode::MeterNoNan => {
+            let cfg = MeterConfig {
+                nan: smartnodes_meter::NanMode::Off,
+                ..meter_config()
+            };
+            smartnodes_meter::instrument(wasm, &cfg).unwrap().wasm
         }
         _ => wasm.to_vec(),
     };
@@ -169,7 +179,7 @@ fn run(p: &Prepared, input: &[u8]) -> (Vec<u8>, u64, Duration) {
         store.set_fuel(BUDGET).unwrap();
     }
     let instance = p.linker.instantiate(&mut store, &p.module).unwrap();
-    if p.mode == Mode::Meter {
+    if matches!(p.mode, Mode::Meter | Mode::MeterNoNan) {
         let g = instance.get_global(&mut store, FUEL_EXPORT).unwrap();
         g.set(&mut store, Val::I64(BUDGET as i64)).unwrap();
     }
@@ -183,7 +193,7 @@ fn run(p: &Prepared, input: &[u8]) -> (Vec<u8>, u64, Duration) {
     let fuel = match p.mode {
         Mode::Plain => 0,
         Mode::WasmtimeFuel => BUDGET - store.get_fuel().unwrap(),
-        Mode::Meter => {
+        Mode::Meter | Mode::MeterNoNan => {
             let g = instance.get_global(&mut store, FUEL_EXPORT).unwrap();
             BUDGET - g.get(&mut store).unwrap_i64() as u64
         }
@@ -249,13 +259,19 @@ fn main() {
     println!("smartnodes-meter kernels benchmark: {rounds} interleaved rounds, medians, ratio = time / native");
     println!("meter: {}", meter_config().fingerprint());
     println!();
-    println!("| example | native | plain wasm | wasmtime fuel + NaN canon | meter (fuel + depth + NaN) | meter / plain | fuel (both) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    let (mut rp, mut rw, mut rm, mut mp) = (vec![], vec![], vec![], vec![]);
+    println!("| example | native | plain wasm | wasmtime fuel + NaN canon | meter (fuel + depth + NaN) | meter / plain | meter without NaN canon | fuel (both) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let (mut rp, mut rw, mut rm, mut mp, mut rn) = (vec![], vec![], vec![], vec![], vec![]);
     for (name, input) in workloads() {
         let wasm = smartnodes_examples::module(name).unwrap();
-        let modes = [Mode::Plain, Mode::WasmtimeFuel, Mode::Meter].map(|m| prepare(wasm, m));
-        let mut times: [Vec<Duration>; 4] = Default::default();
+        let modes = [
+            Mode::Plain,
+            Mode::WasmtimeFuel,
+            Mode::Meter,
+            Mode::MeterNoNan,
+        ]
+        .map(|m| prepare(wasm, m));
+        let mut times: [Vec<Duration>; 5] = Default::default();
         let mut fuels = (0, 0);
         for _ in 0..rounds {
             let t = Instant::now();
@@ -268,20 +284,21 @@ fn main() {
                 match p.mode {
                     Mode::WasmtimeFuel => fuels.0 = fuel,
                     Mode::Meter => fuels.1 = fuel,
-                    Mode::Plain => {}
+                    Mode::Plain | Mode::MeterNoNan => {}
                 }
             }
         }
         assert_eq!(fuels.0, fuels.1, "{name}: fuel counts differ");
-        let [n, p, w, m] = times.map(median);
+        let [n, p, w, m, nn] = times.map(median);
         let r = |d: Duration| d.as_secs_f64() / n.as_secs_f64();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         rp.push(r(p));
         rw.push(r(w));
         rm.push(r(m));
         mp.push(m.as_secs_f64() / p.as_secs_f64());
+        rn.push(r(nn));
         println!(
-            "| {name} | {:.1} ms | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.2}x | {} |",
+            "| {name} | {:.1} ms | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.2}x | {:.1} ms ({:.2}x) | {} |",
             ms(n),
             ms(p),
             r(p),
@@ -290,22 +307,26 @@ fn main() {
             ms(m),
             r(m),
             m.as_secs_f64() / p.as_secs_f64(),
+            ms(nn),
+            r(nn),
             fuels.0
         );
     }
     let worst = |xs: &[f64]| xs.iter().cloned().fold(0.0, f64::max);
     println!(
-        "| **geomean** | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | |",
+        "| **geomean** | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x | |",
         geomean(&rp),
         geomean(&rw),
         geomean(&rm),
-        geomean(&mp)
+        geomean(&mp),
+        geomean(&rn)
     );
     println!(
-        "| worst | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | |",
+        "| worst | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x | |",
         worst(&rp),
         worst(&rw),
         worst(&rm),
-        worst(&mp)
+        worst(&mp),
+        worst(&rn)
     );
 }
