@@ -559,6 +559,30 @@ mod tests {
         assert_eq!(store.reputation(b"w").unwrap(), -3);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_all_complete_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let tasks: Vec<_> = (0..50u8)
+                .map(|i| {
+                    let s = store.clone();
+                    tokio::spawn(async move {
+                        s.adjust_reputation(&[i], i as i64 + 1).unwrap();
+                        s.flush().await.unwrap();
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..50u8 {
+            assert_eq!(store.reputation(&[i]).unwrap(), i as i64 + 1);
+        }
+    }
+
     #[test]
     fn task_keys_sort_by_index() {
         let a = task_key(&[0; 32], 2);

@@ -41,6 +41,8 @@ pub mod limits {
     pub const BLOB_REQUEST: usize = 1 << 10;
     /// `/smartnodes/blob/1` response (one chunk plus framing).
     pub const BLOB_RESPONSE: usize = super::limits::CHUNK + (16 << 10);
+    /// Receipts in one gossip message.
+    pub const GOSSIP_RECEIPTS: usize = 128;
     /// Gossipsub messages and Kademlia records.
     pub const GOSSIP: usize = 64 << 10;
 }
@@ -585,8 +587,9 @@ pub enum Gossip {
         /// Tasks in it.
         tasks: u32,
     },
-    /// A validator accepted a receipt.
-    ReceiptAccepted(Receipt),
+    /// Receipts a validator accepted since its last batch (at most
+    /// [`limits::GOSSIP_RECEIPTS`] per message).
+    ReceiptsAccepted(Vec<Receipt>),
 }
 
 /// Unix time in seconds.

@@ -53,6 +53,8 @@ struct State {
     jobs: HashMap<Hash, JobMeta>,
     assigned: HashMap<TaskId, Holder>,
     fetching: HashSet<Hash>,
+    /// Accepted receipts not yet gossiped (published in batches every tick).
+    gossip: Vec<Receipt>,
 }
 
 /// A running validator.
@@ -469,6 +471,16 @@ impl Validator {
     }
 
     fn on_tick(self: &Arc<Self>) {
+        let batch = std::mem::take(&mut self.state.lock().expect("poisoned").gossip);
+        if !batch.is_empty() {
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                for chunk in batch.chunks(limits::GOSSIP_RECEIPTS) {
+                    let message = Gossip::ReceiptsAccepted(chunk.to_vec());
+                    client.publish(protocols::TOPIC_RECEIPTS, message).await;
+                }
+            });
+        }
         let silent: Vec<PeerId> = {
             let st = self.state.lock().expect("poisoned");
             st.workers
@@ -762,12 +774,11 @@ impl Validator {
                     let _ = v.client.result(owner, push).await;
                 }
             }
-            v.client
-                .publish(
-                    protocols::TOPIC_RECEIPTS,
-                    Gossip::ReceiptAccepted(result.receipt),
-                )
-                .await;
+            v.state
+                .lock()
+                .expect("poisoned")
+                .gossip
+                .push(result.receipt);
         });
         // The worker may forget its copy once we acknowledge: on disk first.
         if let Err(e) = self.store.flush().await {

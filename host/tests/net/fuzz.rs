@@ -74,7 +74,7 @@ fn samples() -> Vec<Vec<u8>> {
             lease_ms: 3000,
         })),
         encode(&BlobResponse::Manifest(Manifest::of(&[9u8; 3000]))),
-        encode(&Gossip::ReceiptAccepted(receipt)),
+        encode(&Gossip::ReceiptsAccepted(vec![receipt; 3])),
     ]
 }
 
