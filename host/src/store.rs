@@ -3,6 +3,7 @@
 //! | tree | key | value | who |
 //! |---|---|---|---|
 //! | `jobs` | job id | [`JobRecord`] | validator |
+//! | `progress` | job id | [`JobProgress`] | validator |
 //! | `tasks` | job id ‖ index (u32 BE) | [`TaskRecord`] | validator |
 //! | `leases` | job id ‖ index | [`Lease`] | validator |
 //! | `receipts` | job id ‖ index | [`Receipt`] | validator |
@@ -48,11 +49,17 @@ pub enum StoreError {
 /// `Result` with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A job on a validator.
+/// A job on a validator (written once; its progress lives in the `progress` tree, so that
+/// recording a result does not rewrite the whole spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The job.
     pub spec: JobSpec,
+}
+
+/// How far a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
     /// Where it is.
     pub state: JobState,
     /// Tasks completed.
@@ -307,6 +314,8 @@ pub struct Store {
     commits: Arc<GroupCommit>,
     /// Jobs (validator).
     pub jobs: Table<JobRecord>,
+    /// Job progress (validator).
+    pub progress: Table<JobProgress>,
     /// Tasks (validator).
     pub tasks: Table<TaskRecord>,
     /// Leases (validator).
@@ -338,6 +347,7 @@ impl Store {
     fn from_db(db: sled::Db) -> Result<Store> {
         Ok(Store {
             jobs: Table::open(&db, "jobs")?,
+            progress: Table::open(&db, "progress")?,
             tasks: Table::open(&db, "tasks")?,
             leases: Table::open(&db, "leases")?,
             receipts: Table::open(&db, "receipts")?,
@@ -524,14 +534,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store
                 .jobs
-                .insert(
-                    &job_id,
-                    &JobRecord {
-                        spec: spec.clone(),
-                        state: JobState::Running,
-                        done: 0,
-                    },
-                )
+                .insert(&job_id, &JobRecord { spec: spec.clone() })
                 .unwrap();
             store
                 .tasks

@@ -11,7 +11,8 @@ use super::NodeConfig;
 use crate::net::proto::*;
 use crate::net::{Client, Event, Request, Response};
 use crate::store::{
-    split_task_key, task_key, JobRecord, JobState, Lease, Store, StoreError, TaskRecord, TaskState,
+    split_task_key, task_key, JobProgress, JobRecord, JobState, Lease, Store, StoreError,
+    TaskRecord, TaskState,
 };
 use libp2p::PeerId;
 use smartnodes_runtime::sha256;
@@ -138,7 +139,12 @@ impl Validator {
                 let Ok(job_id) = Hash::try_from(key.as_slice()) else {
                     continue;
                 };
-                if job.state == JobState::Done {
+                let state = self
+                    .store
+                    .progress
+                    .get(&job_id)?
+                    .map_or(JobState::Fetching, |p| p.state);
+                if state == JobState::Done {
                     continue;
                 }
                 st.jobs.insert(
@@ -148,7 +154,7 @@ impl Validator {
                         spec: Arc::new(job.spec.clone()),
                     },
                 );
-                if job.state == JobState::Fetching {
+                if state == JobState::Fetching {
                     fetching.push(job_id);
                     continue;
                 }
@@ -287,15 +293,13 @@ impl Validator {
                 .map_err(fail)?;
         }
         self.store
+            .progress
+            .insert(&job_id, &JobProgress { state, done: 0 })
+            .map_err(fail)?;
+        // The job record goes last: its presence means the job is whole.
+        self.store
             .jobs
-            .insert(
-                &job_id,
-                &JobRecord {
-                    spec: spec.clone(),
-                    state,
-                    done: 0,
-                },
-            )
+            .insert(&job_id, &JobRecord { spec: spec.clone() })
             .map_err(fail)?;
         self.store.flush().await.map_err(fail)?;
         tracing::info!(job = %hex::encode(job_id), tasks = spec.inputs.len(), ?state, "job admitted");
@@ -363,10 +367,14 @@ impl Validator {
                 break;
             }
             let mark = || -> Result<(), StoreError> {
-                if let Some(mut job) = v.store.jobs.get(&job_id)? {
-                    job.state = JobState::Running;
-                    v.store.jobs.insert(&job_id, &job)?;
-                }
+                let done = v.store.progress.get(&job_id)?.map_or(0, |p| p.done);
+                v.store.progress.insert(
+                    &job_id,
+                    &JobProgress {
+                        state: JobState::Running,
+                        done,
+                    },
+                )?;
                 Ok(())
             };
             if let Err(e) = mark() {
@@ -722,16 +730,16 @@ impl Validator {
                 )?;
                 self.store.receipts.insert(&key, &result.receipt)?;
                 self.store.leases.remove(&key)?;
-                let mut job = self.store.jobs.get(&id.0)?.ok_or(StoreError::Corrupt {
-                    tree: "jobs",
-                    reason: "job missing".into(),
-                })?;
+                let mut job = self.store.progress.get(&id.0)?.unwrap_or(JobProgress {
+                    state: JobState::Running,
+                    done: 0,
+                });
                 job.done += 1;
                 let finished = job.done >= total;
                 if finished {
                     job.state = JobState::Done;
                 }
-                self.store.jobs.insert(&id.0, &job)?;
+                self.store.progress.insert(&id.0, &job)?;
                 if let Some(h) = st.assigned.remove(&id) {
                     if let Some(w) = st.workers.get_mut(&h.worker) {
                         w.running.remove(&id);
@@ -886,6 +894,13 @@ impl Validator {
             let Ok(job_id) = Hash::try_from(key.as_slice()) else {
                 continue;
             };
+            let progress = match self.store.progress.get(&job_id) {
+                Ok(Some(p)) => p,
+                _ => JobProgress {
+                    state: JobState::Fetching,
+                    done: 0,
+                },
+            };
             let mut tasks = Vec::new();
             if job.is_some() {
                 let Ok(all) = self.store.tasks.scan(&job_id) else {
@@ -899,7 +914,7 @@ impl Validator {
                         TaskState::Queued => (
                             "queued",
                             None,
-                            Some(if record.state == JobState::Fetching {
+                            Some(if progress.state == JobState::Fetching {
                                 "the job's blobs (fetching from the owner)".to_string()
                             } else {
                                 queued_reason.clone()
@@ -931,9 +946,9 @@ impl Validator {
             }
             jobs.push(JobStatus {
                 job_id,
-                state: record.state.as_str().into(),
+                state: progress.state.as_str().into(),
                 total: record.spec.inputs.len() as u32,
-                done: record.done,
+                done: progress.done,
                 tasks,
             });
         }
