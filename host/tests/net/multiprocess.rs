@@ -337,3 +337,33 @@ fn keys_are_created_once_and_shown() {
     assert!(a["eth_address"].as_str().unwrap().starts_with("0x"));
     assert_eq!(a["eth_address"].as_str().unwrap().len(), 42);
 }
+
+#[test]
+fn a_node_shuts_down_cleanly_on_sigterm_and_sigint() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (signal, role) in [("-TERM", "validator"), ("-INT", "worker")] {
+        let node = spawn_node(
+            role,
+            &tmp.path().join(role),
+            "/ip4/127.0.0.1/tcp/0",
+            &[],
+            role,
+        );
+        let mut proc = node.proc;
+        let pid = proc.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = proc.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "{role} ignored {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{role} after {signal}: {status}");
+    }
+}
