@@ -63,12 +63,5 @@ pub(crate) fn example_input(name: &str) -> Vec<u8> {
 
 /// The native implementation of each example task.
 pub(crate) fn native(name: &str, input: &[u8]) -> Result<Vec<u8>, String> {
-    match name {
-        "wordcount" => wordcount::run(input),
-        "primes" => primes::run(input),
-        "sha256-chain" => sha256_chain::run(input),
-        "mandelbrot" => mandelbrot::run(input),
-        "matmul" => matmul::run(input),
-        other => panic!("no native {other}"),
-    }
+    smartnodes_examples::native(name, input).expect("an example")
 }
