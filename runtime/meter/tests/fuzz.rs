@@ -200,6 +200,7 @@ fn smith_modules_nan_bits_do_not_leak() {
         let Some(wasm) = module_for(seed + 1_000_000, &plain) else {
             continue;
         };
+        let seed_started = Instant::now();
         for cfg in [
             MeterConfig::default(),
             MeterConfig {
@@ -221,6 +222,11 @@ fn smith_modules_nan_bits_do_not_leak() {
                 assert_eq!(a, b, "seed {seed} {func} {cfg:?}\n{}", wat(&wasm));
                 compared += 1;
             }
+        }
+        // Fuel bounds every run, so a slow seed means slow compilation or an operation
+        // whose time the cost model does not reflect: worth a look.
+        if seed_started.elapsed() > Duration::from_secs(5) {
+            eprintln!("slow: seed {seed} took {:?}", seed_started.elapsed());
         }
     }
     eprintln!("{compared} calls compared in {:?}", started.elapsed());
