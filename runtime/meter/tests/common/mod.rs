@@ -10,7 +10,9 @@ use smartnodes_meter::{
     budget_to_counter, classify, fuel_used, instrument, Instrumented, MeterConfig, Stop,
     DEPTH_EXPORT, FUEL_EXPORT, RESERVED_PREFIX, STATUS_EXPORT,
 };
-use wasmtime::{Config, Engine, Instance, Module, Store, Trap, Val, ValType};
+use wasmtime::{
+    Config, Engine, Instance, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, Val, ValType,
+};
 
 /// Which engine configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +46,20 @@ pub fn engine(kind: EngineKind) -> Engine {
     config.consume_fuel(kind == EngineKind::Fuel);
     config.cranelift_nan_canonicalization(kind == EngineKind::Canon);
     config.relaxed_simd_deterministic(true);
+    // No backtraces (as in the runtime): capturing one for a trap thousands of frames deep
+    // took ~15 s per call on a wasm-smith module.
+    config.wasm_backtrace_max_frames(None);
     // wasm runs on the calling thread's stack (no async): the limit must fit in it.
     config.async_stack_size(MAX_WASM_STACK + (1 << 20));
     // Room for the meter's depth limit: the native limit must never be what stops a run.
     config.max_wasm_stack(MAX_WASM_STACK);
     Engine::new(&config).expect("engine")
+}
+
+/// Linear memory is capped at 16 MiB: a wasm-smith module that grows its memory to 4 GiB
+/// otherwise spends seconds in the harness hashing it.
+fn limits() -> StoreLimits {
+    StoreLimitsBuilder::new().memory_size(16 << 20).build()
 }
 
 /// A value, comparable bit for bit.
@@ -122,7 +133,7 @@ fn zero_args(ty: &wasmtime::FuncType) -> Vec<Val> {
         .collect()
 }
 
-fn snapshot(store: &mut Store<()>, instance: &Instance) -> (u64, Vec<u8>) {
+fn snapshot(store: &mut Store<StoreLimits>, instance: &Instance) -> (u64, Vec<u8>) {
     let mut h = DefaultHasher::new();
     let mut memory = Vec::new();
     let exports: Vec<_> = instance
@@ -156,7 +167,8 @@ pub fn run_reference(engine: &Engine, wasm: &[u8], func: &str, budget: u64) -> R
 
 fn run_reference_here(engine: &Engine, wasm: &[u8], func: &str, budget: u64) -> Run {
     let module = Module::new(engine, wasm).expect("compile");
-    let mut store = Store::new(engine, ());
+    let mut store = Store::new(engine, limits());
+    store.limiter(|l| l);
     let fueled = engine.config_consumes_fuel();
     if fueled {
         // Instantiation itself can cost engine fuel (wasmtime charges element segment
@@ -220,7 +232,8 @@ pub fn run_metered(engine: &Engine, inst: &Instrumented, func: &str, budget: u64
 
 fn run_metered_here(engine: &Engine, inst: &Instrumented, func: &str, budget: u64) -> Run {
     let module = Module::new(engine, &inst.wasm).expect("compile instrumented");
-    let mut store = Store::new(engine, ());
+    let mut store = Store::new(engine, limits());
+    store.limiter(|l| l);
     let instance = match Instance::new(&mut store, &module, &[]) {
         Ok(i) => i,
         Err(err) => {
@@ -243,7 +256,7 @@ fn run_metered_here(engine: &Engine, inst: &Instrumented, func: &str, budget: u6
         .set(&mut store, Val::I64(budget_to_counter(budget)))
         .unwrap();
 
-    let call = |store: &mut Store<()>, name: &str| -> Result<Vec<V>, wasmtime::Error> {
+    let call = |store: &mut Store<StoreLimits>, name: &str| -> Result<Vec<V>, wasmtime::Error> {
         let f = instance.get_func(&mut *store, name).expect("export");
         let ty = f.ty(&*store);
         let args = zero_args(&ty);
