@@ -48,6 +48,9 @@ pub fn run(args: NodeArgs) -> Result<u8> {
             "--lease must be at least 0.1 s"
         );
         config.lease = std::time::Duration::from_secs_f64(args.lease);
+        // Handlers first: a signal sent as soon as the address is printed must reach them,
+        // not the default action (which kills the process without a clean shutdown).
+        let shutdown = ShutdownSignal::install().context("installing signal handlers")?;
         let node = start_node(config, None)
             .await
             .context("starting the node")?;
@@ -59,30 +62,49 @@ pub fn run(args: NodeArgs) -> Result<u8> {
             }
             out.flush()?;
         }
-        shutdown_signal().await;
+        shutdown.wait().await;
         tracing::info!("shutting down");
         node.stop().await;
         Ok(0)
     })
 }
 
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment it is installed.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> std::io::Result<ShutdownSignal> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(ShutdownSignal {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(ShutdownSignal {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
