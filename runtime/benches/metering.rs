@@ -6,52 +6,23 @@
 use smartnodes_runtime::{Limits, Metering, Runtime, RuntimeConfig, TaskInput, Verdict};
 use std::time::{Duration, Instant};
 
-/// (example, input that runs for a fraction of a second natively) — the same workloads as
-/// the `sandbox` bench.
+/// (example, benchmark input): the same workloads as the `sandbox` bench.
 fn workloads() -> Vec<(&'static str, Vec<u8>)> {
-    let mut text = Vec::new();
-    let words = [
-        "lorem",
-        "ipsum",
-        "dolor",
-        "sit",
-        "amet",
-        "consectetur",
-        "adipiscing",
-        "elit",
-        "sed",
-        "do",
-    ];
-    let mut x: u64 = 1;
-    while text.len() < 4 << 20 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        text.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
-        text.extend_from_slice(if x.is_multiple_of(7) { b".\n" } else { b" " });
-        if x.is_multiple_of(13) {
-            text.extend_from_slice(format!("w{} ", x % 5000).as_bytes());
-        }
-    }
-    vec![
-        ("wordcount", text),
-        ("primes", b"20000000".to_vec()),
-        ("sha256-chain", b"300000\nsmartnodes".to_vec()),
-        ("mandelbrot", b"400 300 500 -2.0 -1.2 1.0 1.2".to_vec()),
-        ("matmul", b"200 7".to_vec()),
-    ]
+    smartnodes_examples::ALL
+        .iter()
+        .map(|(name, _)| {
+            (
+                *name,
+                smartnodes_examples::workload(name).expect("a workload"),
+            )
+        })
+        .collect()
 }
 
 fn native(name: &str, input: &[u8]) -> Vec<u8> {
-    match name {
-        "wordcount" => wordcount::run(input),
-        "primes" => primes::run(input),
-        "sha256-chain" => sha256_chain::run(input),
-        "mandelbrot" => mandelbrot::run(input),
-        "matmul" => matmul::run(input),
-        _ => unreachable!(),
-    }
-    .expect("native run")
+    smartnodes_examples::native(name, input)
+        .expect("an example")
+        .expect("native run")
 }
 
 fn median(mut xs: Vec<Duration>) -> Duration {
