@@ -103,6 +103,7 @@ fn main() {
                 worker_slots: 2,
                 lease: Duration::from_secs(3),
                 fsync,
+                ..NetworkConfig::default()
             })
             .await
             .expect("network");
@@ -111,6 +112,7 @@ fn main() {
                 .expect("connect");
             // Warm up: the workers fetch and compile the module once.
             let warm = JobRequestSpec {
+                sample_ppm: 0,
                 module: module.clone(),
                 inputs: (0..20).map(|i| tiny_input(1_000_000 + i)).collect(),
                 limits,
@@ -123,6 +125,7 @@ fn main() {
             let mut lat = Vec::with_capacity(rounds);
             for i in 0..rounds {
                 let job = JobRequestSpec {
+                    sample_ppm: 0,
                     module: module.clone(),
                     inputs: vec![tiny_input(2_000_000 + i)],
                     limits,
@@ -137,6 +140,7 @@ fn main() {
             lat.sort();
 
             let job = JobRequestSpec {
+                sample_ppm: 0,
                 module: module.clone(),
                 inputs: (0..tasks).map(tiny_input).collect(),
                 limits,

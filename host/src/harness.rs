@@ -2,6 +2,7 @@
 //! workers in the current tokio runtime, each with its own temporary data dir, listening on
 //! `/ip4/127.0.0.1/tcp/0`, the workers bootstrapped to every validator.
 
+use crate::roles::cheat::Cheat;
 use crate::roles::{start_node, Node, NodeConfig, NodeError, Role};
 use smartnodes_runtime::Runtime;
 use std::sync::Arc;
@@ -20,6 +21,10 @@ pub struct NetworkConfig {
     pub lease: Duration,
     /// `fsync` before acknowledging (see [`NodeConfig::fsync`]).
     pub fsync: bool,
+    /// Cheaters: worker `i` cheats with `cheaters[i]` (so these are among `workers`).
+    pub cheaters: Vec<Cheat>,
+    /// The validators' default sample rate, parts per million.
+    pub sample_ppm: u32,
 }
 
 impl Default for NetworkConfig {
@@ -30,6 +35,8 @@ impl Default for NetworkConfig {
             worker_slots: 2,
             lease: Duration::from_secs(3),
             fsync: true,
+            cheaters: Vec::new(),
+            sample_ppm: crate::roles::DEFAULT_SAMPLE_PPM,
         }
     }
 }
@@ -68,18 +75,20 @@ impl Network {
             let mut c = NodeConfig::new(Role::Validator, dir.path().to_path_buf(), listen.clone())?;
             c.lease = config.lease;
             c.fsync = config.fsync;
+            c.sample_ppm = config.sample_ppm;
             validators.push(start_node(c, None).await?);
             dirs.push(dir);
         }
         let bootstrap: Vec<_> = validators.iter().map(|v| v.addr()).collect();
         let mut workers = Vec::new();
-        for _ in 0..config.workers {
+        for i in 0..config.workers {
             let dir = temp()?;
             let mut c = NodeConfig::new(Role::Worker, dir.path().to_path_buf(), listen.clone())?;
             c.bootstrap = bootstrap.clone();
             c.worker_slots = config.worker_slots;
             c.lease = config.lease;
             c.fsync = config.fsync;
+            c.cheat = config.cheaters.get(i).copied();
             workers.push(start_node(c, Some(runtime.clone())).await?);
             dirs.push(dir);
         }

@@ -528,6 +528,7 @@ mod tests {
             limits: Default::default(),
             owner: vec![],
             nonce: 0,
+            sample_ppm: 0,
         };
         let job_id = spec.id();
         {

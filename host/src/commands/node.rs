@@ -28,6 +28,15 @@ pub struct NodeArgs {
     /// another (workers send heartbeats three times per lease).
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
     pub lease: f64,
+    /// Validators: the share of results to re-execute, in percent (new and low-reputation
+    /// workers are sampled more; a job may ask for more).
+    #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
+    pub sample_rate: f64,
+    /// FOR TESTS AND DEMOS ONLY: a worker that lies in MODE (wrong-output, lazy, fuel,
+    /// copy) about a fraction RATE of its tasks (default 1; `0.1` or `10%`). Validators
+    /// catch it, prove it and blacklist it.
+    #[arg(long, value_name = "MODE[:RATE]")]
+    pub cheat: Option<crate::roles::cheat::Cheat>,
 }
 
 /// Runs the node; prints `listening on <multiaddr>` lines on stdout once it listens.
@@ -48,6 +57,19 @@ pub fn run(args: NodeArgs) -> Result<u8> {
             "--lease must be at least 0.1 s"
         );
         config.lease = std::time::Duration::from_secs_f64(args.lease);
+        anyhow::ensure!(
+            (0.0..=100.0).contains(&args.sample_rate),
+            "--sample-rate is a percentage between 0 and 100"
+        );
+        config.sample_ppm = (args.sample_rate * 10_000.0).round() as u32;
+        if let Some(cheat) = args.cheat {
+            anyhow::ensure!(args.role == Role::Worker, "--cheat is for workers only");
+            eprintln!(
+                "WARNING: this worker CHEATS ({cheat}) on purpose, for tests and demos. \
+                 Validators will catch it and blacklist it."
+            );
+            config.cheat = Some(cheat);
+        }
         // Handlers first: a signal sent as soon as the address is printed must reach them,
         // not the default action (which kills the process without a clean shutdown).
         let shutdown = ShutdownSignal::install().context("installing signal handlers")?;

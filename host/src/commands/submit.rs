@@ -46,6 +46,7 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let job = JobRequestSpec {
+        sample_ppm: 0,
         module,
         inputs,
         limits: JobLimits {

@@ -65,6 +65,8 @@ pub mod protocols {
     pub const TOPIC_JOBS: &str = "smartnodes/jobs/1";
     /// Gossipsub topic of accepted receipts.
     pub const TOPIC_RECEIPTS: &str = "smartnodes/receipts/1";
+    /// Gossipsub topic of fraud proofs.
+    pub const TOPIC_FRAUD: &str = "smartnodes/fraud/1";
 }
 
 /// The canonical encoding of anything hashed or signed.
@@ -135,6 +137,9 @@ pub struct JobSpec {
     pub owner: Vec<u8>,
     /// Makes two otherwise equal submissions two jobs.
     pub nonce: u64,
+    /// The share of this job's results the validator re-executes, in parts per million;
+    /// 0 means the validator's default (5 %). A job may ask for more, never for less.
+    pub sample_ppm: u32,
 }
 
 impl JobSpec {
@@ -152,6 +157,41 @@ impl JobSpec {
     }
 }
 
+/// Everything that determines one task's outcome besides the engine: what a receipt
+/// commits to (through [`TaskSpec::commitment`]) and what a fraud proof carries, so that
+/// a proof can be checked without the whole job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The job.
+    pub job_id: Hash,
+    /// The task's index (its seed is [`JobSpec::seed`] of the two).
+    pub index: u32,
+    /// The module's blob id.
+    pub module: Hash,
+    /// The input's blob id.
+    pub input: Hash,
+    /// Limits.
+    pub limits: JobLimits,
+}
+
+impl TaskSpec {
+    /// Task `index` of `spec` (whose id is `job_id`).
+    pub fn of(spec: &JobSpec, job_id: Hash, index: u32) -> Option<TaskSpec> {
+        Some(TaskSpec {
+            job_id,
+            index,
+            module: spec.module,
+            input: *spec.inputs.get(index as usize)?,
+            limits: spec.limits,
+        })
+    }
+
+    /// `sha256(postcard(self))`.
+    pub fn commitment(&self) -> Hash {
+        sha256(&encode(self))
+    }
+}
+
 /// What a worker commits to for one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptBody {
@@ -159,6 +199,8 @@ pub struct ReceiptBody {
     pub job_id: Hash,
     /// The task's index in the job.
     pub index: u32,
+    /// [`TaskSpec::commitment`] of the task as the worker was given it.
+    pub task: Hash,
     /// [`smartnodes_runtime::Verdict::code`].
     pub verdict: (u8, i64),
     /// sha256 of the output, when the task produced one.
@@ -319,6 +361,14 @@ pub struct JobStatus {
     pub done: u32,
     /// Tasks as they are (listed only when one job was asked for).
     pub tasks: Vec<TaskStatus>,
+    /// Results the validator re-executed to check them.
+    pub sampled: u32,
+    /// Fuel spent re-executing them.
+    pub verify_fuel: u64,
+    /// Fuel of all accepted results (verification cost = `verify_fuel / total_fuel`).
+    pub total_fuel: u64,
+    /// Results withdrawn because their worker was proven a fraud (their tasks ran again).
+    pub revoked: u32,
 }
 
 /// A task as `status` shows it.
@@ -349,6 +399,14 @@ pub struct WorkerStatus {
     pub running: u32,
     /// Its reputation score.
     pub reputation: i64,
+    /// Results of it that were re-executed and matched.
+    pub verified: u64,
+    /// Tasks it held until its lease ran out.
+    pub timeouts: u64,
+    /// Whether it is connected now (blacklisted and silent workers are listed too).
+    pub connected: bool,
+    /// The id (hex) of the fraud proof that blacklisted it.
+    pub blacklisted: Option<String>,
 }
 
 /// `/smartnodes/task/1` requests.
@@ -590,6 +648,105 @@ pub enum Gossip {
     /// Receipts a validator accepted since its last batch (at most
     /// [`limits::GOSSIP_RECEIPTS`] per message).
     ReceiptsAccepted(Vec<Receipt>),
+    /// A validator proved a worker cheated; every validator re-checks before acting.
+    Fraud(Box<FraudProof>),
+}
+
+/// What a validator got when it ran a task itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// [`smartnodes_runtime::Verdict::code`].
+    pub verdict: (u8, i64),
+    /// sha256 of the output, when there was one.
+    pub output_hash: Option<Hash>,
+    /// Fuel used.
+    pub fuel_used: u64,
+}
+
+impl Observed {
+    /// What the receipt claims.
+    pub fn claimed(body: &ReceiptBody) -> Observed {
+        Observed {
+            verdict: body.verdict,
+            output_hash: body.output_hash,
+            fuel_used: body.fuel_used,
+        }
+    }
+}
+
+/// The signed part of a [`FraudProof`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FraudClaim {
+    /// The task (its commitment is in the receipt).
+    pub task: TaskSpec,
+    /// The worker's signed receipt.
+    pub receipt: Receipt,
+    /// What re-running the task gave the validator.
+    pub observed: Observed,
+    /// The validator's peer id bytes (it serves the module and the input).
+    pub validator: Vec<u8>,
+}
+
+/// A validator's claim that a worker's signed receipt is false, signed by the validator.
+/// Anyone checks it by running `task` and comparing with `receipt` and `observed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FraudProof {
+    /// What is claimed.
+    pub claim: FraudClaim,
+    /// The validator's public key, protobuf-encoded.
+    pub public_key: Vec<u8>,
+    /// Its signature over `postcard(claim)`.
+    pub signature: Vec<u8>,
+}
+
+impl FraudProof {
+    /// Signs `claim`.
+    pub fn sign(claim: FraudClaim, key: &Keypair) -> FraudProof {
+        let signature = key
+            .sign(&encode(&claim))
+            .expect("ed25519 signing cannot fail");
+        FraudProof {
+            claim,
+            public_key: key.public().encode_protobuf(),
+            signature,
+        }
+    }
+
+    /// `sha256(postcard(self))`: the id under which the proof is stored and cited.
+    pub fn id(&self) -> Hash {
+        sha256(&encode(self))
+    }
+
+    /// The checks that need no re-execution: both signatures, the receipt is for this
+    /// task, and the observation contradicts the receipt. Returns `(validator, worker)`.
+    pub fn check_form(&self) -> Result<(PeerId, PeerId), String> {
+        let key = PublicKey::try_decode_protobuf(&self.public_key)
+            .map_err(|_| "bad validator key".to_string())?;
+        let validator = key.to_peer_id();
+        if validator.to_bytes() != self.claim.validator {
+            return Err("signed by someone other than its validator".into());
+        }
+        if !key.verify(&encode(&self.claim), &self.signature) {
+            return Err("bad validator signature".into());
+        }
+        let worker = self
+            .claim
+            .receipt
+            .verify()
+            .map_err(|e| format!("receipt: {e}"))?;
+        let body = &self.claim.receipt.body;
+        let task = &self.claim.task;
+        if body.job_id != task.job_id || body.index != task.index {
+            return Err("the receipt is for another task".into());
+        }
+        if body.task != task.commitment() {
+            return Err("the receipt does not commit to this task".into());
+        }
+        if Observed::claimed(body) == self.claim.observed {
+            return Err("the observation agrees with the receipt".into());
+        }
+        Ok((validator, worker))
+    }
 }
 
 /// Unix time in seconds.
@@ -608,6 +765,7 @@ mod tests {
         ReceiptBody {
             job_id: [1; 32],
             index: 7,
+            task: [4; 32],
             verdict: (0, 0),
             output_hash: Some([2; 32]),
             fuel_used: 1234,
@@ -640,6 +798,7 @@ mod tests {
             limits: JobLimits::default(),
             owner: vec![1, 2, 3],
             nonce: 5,
+            sample_ppm: 0,
         };
         assert_eq!(spec.id(), spec.clone().id());
         let mut other = spec.clone();

@@ -7,6 +7,7 @@
 //! - [`blobs`]: content-addressed blob transfer, used by all three.
 
 pub mod blobs;
+pub mod cheat;
 pub mod user;
 pub(crate) mod validator;
 pub(crate) mod worker;
@@ -20,6 +21,9 @@ use smartnodes_runtime::Runtime;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The default share of results a validator re-executes: 5 %.
+pub const DEFAULT_SAMPLE_PPM: u32 = 50_000;
 
 /// A node's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,6 +55,10 @@ pub struct NodeConfig {
     /// Whether acknowledged state is `fsync`ed before the acknowledgement (the default).
     /// Off only for benchmarks that measure the network alone.
     pub fsync: bool,
+    /// A worker that lies on purpose (tests and demos only; see [`cheat`]).
+    pub cheat: Option<cheat::Cheat>,
+    /// A validator's default share of results it re-executes, in parts per million.
+    pub sample_ppm: u32,
 }
 
 impl NodeConfig {
@@ -66,6 +74,8 @@ impl NodeConfig {
             worker_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
             lease: Duration::from_secs(3),
             fsync: true,
+            cheat: None,
+            sample_ppm: DEFAULT_SAMPLE_PPM,
         })
     }
 }

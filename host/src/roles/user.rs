@@ -95,6 +95,8 @@ pub struct JobRequestSpec {
     pub inputs: Vec<Vec<u8>>,
     /// Limits per task.
     pub limits: JobLimits,
+    /// Share of results to re-execute, in parts per million (0: the validator's default).
+    pub sample_ppm: u32,
 }
 
 type Pushes = Arc<Mutex<HashMap<Hash, mpsc::Sender<TaskResult>>>>;
@@ -238,6 +240,7 @@ impl UserSession {
             limits: job.limits,
             owner: self.client.peer_id().to_bytes(),
             nonce: rand::random(),
+            sample_ppm: job.sample_ppm,
         };
         let expected = spec.id();
         let answer = self

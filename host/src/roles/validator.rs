@@ -856,6 +856,10 @@ impl Validator {
                 capacity: w.capacity,
                 running: w.running.len() as u32,
                 reputation: w.reputation,
+                verified: 0,
+                timeouts: 0,
+                connected: true,
+                blacklisted: None,
             })
             .collect();
         let free: u32 = st
@@ -950,6 +954,10 @@ impl Validator {
                 total: record.spec.inputs.len() as u32,
                 done: progress.done,
                 tasks,
+                sampled: 0,
+                verify_fuel: 0,
+                total_fuel: 0,
+                revoked: 0,
             });
         }
         JobResponse::Status { jobs, workers }

@@ -383,9 +383,17 @@ impl Worker {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
 
+        let task = TaskSpec {
+            job_id: a.job_id,
+            index: a.index,
+            module: a.module,
+            input: a.input,
+            limits: a.limits,
+        };
         let body = ReceiptBody {
             job_id: a.job_id,
             index: a.index,
+            task: task.commitment(),
             verdict: outcome.verdict.code(),
             output_hash: outcome.output_hash,
             fuel_used: outcome.fuel_used,

@@ -58,6 +58,7 @@ async fn a_20_mib_input_and_a_5_mib_module_run_as_a_job() {
     }
     let inputs = vec![big, b"a small one".to_vec()];
     let job = JobRequestSpec {
+        sample_ppm: 0,
         module: module.clone(),
         inputs: inputs.clone(),
         limits: JobLimits::default(),
@@ -179,6 +180,7 @@ async fn a_validator_refuses_a_corrupted_upload_until_it_is_right() {
     let session = UserSession::connect(net.validator_addr()).await.unwrap();
     let input: Vec<u8> = b"corrupt me ".repeat(200_000); // 2.2 MB: fetched by the validator
     let job = JobRequestSpec {
+        sample_ppm: 0,
         module: smartnodes_examples::WORDCOUNT.to_vec(),
         inputs: vec![input.clone()],
         limits: JobLimits::default(),

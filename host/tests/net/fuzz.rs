@@ -37,6 +37,7 @@ fn samples() -> Vec<Vec<u8>> {
     let body = ReceiptBody {
         job_id: [1; 32],
         index: 3,
+        task: [6; 32],
         verdict: (0, 0),
         output_hash: Some([2; 32]),
         fuel_used: 99,
@@ -50,6 +51,7 @@ fn samples() -> Vec<Vec<u8>> {
         limits: JobLimits::default(),
         owner: key.public().to_peer_id().to_bytes(),
         nonce: 7,
+        sample_ppm: 0,
     };
     vec![
         encode(&JobRequest::Submit {
@@ -274,6 +276,7 @@ async fn a_validator_survives_garbage_from_a_peer() {
     let report = session
         .run_job(
             &JobRequestSpec {
+                sample_ppm: 0,
                 module: smartnodes_examples::WORDCOUNT.to_vec(),
                 inputs,
                 limits: JobLimits::default(),

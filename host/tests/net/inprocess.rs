@@ -14,6 +14,7 @@ async fn fifty_wordcount_tasks_through_one_validator_and_three_workers() {
     let session = UserSession::connect(net.validator_addr()).await.unwrap();
     let inputs = wordcount_inputs(50);
     let job = JobRequestSpec {
+        sample_ppm: 0,
         module: smartnodes_examples::WORDCOUNT.to_vec(),
         inputs: inputs.clone(),
         limits: JobLimits::default(),
@@ -69,6 +70,7 @@ async fn a_job_waits_for_workers_and_status_says_why() {
     .unwrap();
     let session = UserSession::connect(net.validator_addr()).await.unwrap();
     let job = JobRequestSpec {
+        sample_ppm: 0,
         module: smartnodes_examples::WORDCOUNT.to_vec(),
         inputs: wordcount_inputs(3),
         limits: JobLimits::default(),
