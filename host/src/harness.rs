@@ -73,10 +73,12 @@ impl Network {
         for _ in 0..config.validators {
             let dir = temp()?;
             let mut c = NodeConfig::new(Role::Validator, dir.path().to_path_buf(), listen.clone())?;
+            // Validators know each other (fraud proofs, gossip).
+            c.bootstrap = validators.iter().map(|v: &Node| v.addr()).collect();
             c.lease = config.lease;
             c.fsync = config.fsync;
             c.sample_ppm = config.sample_ppm;
-            validators.push(start_node(c, None).await?);
+            validators.push(start_node(c, Some(runtime.clone())).await?);
             dirs.push(dir);
         }
         let bootstrap: Vec<_> = validators.iter().map(|v| v.addr()).collect();

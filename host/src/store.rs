@@ -7,7 +7,12 @@
 //! | `tasks` | job id ‖ index (u32 BE) | [`TaskRecord`] | validator |
 //! | `leases` | job id ‖ index | [`Lease`] | validator |
 //! | `receipts` | job id ‖ index | [`Receipt`] | validator |
-//! | `reputation` | peer id bytes | i64 BE | validator |
+//! | `reputation` | peer id bytes | [`Reputation`] | validator |
+//! | `checks` | job id ‖ index | [`Receipt`] | validator: sampled, not yet re-executed |
+//! | `jobstats` | job id | [`JobStats`] | validator: verification counters |
+//! | `revoked` | job id ‖ receipt hash | [`Receipt`] | validator: withdrawn results of frauds |
+//! | `frauds` | proof id | [`FraudProof`] | validator: proofs it made or re-checked |
+//! | `meta` | name | bytes | validator: its sampling secret |
 //! | `assigned` | job id ‖ index | [`Accepted`] | worker: accepted, not yet delivered |
 //! | `outbox` | job id ‖ index | [`Outgoing`] | worker: results not yet acknowledged |
 //! | `blobs` | blob id | bytes | everyone |
@@ -17,7 +22,7 @@
 //! Callers write a transition and [`Store::flush`] before they acknowledge it to a peer.
 
 use crate::net::proto::{
-    limits, Assignment, Hash, JobSpec, Manifest, Receipt, ReceiptBody, TaskResult,
+    limits, Assignment, FraudProof, Hash, JobSpec, Manifest, Receipt, ReceiptBody, TaskResult,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -86,6 +91,39 @@ impl JobState {
             JobState::Done => "done",
         }
     }
+}
+
+/// What a validator knows of a worker's honesty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reputation {
+    /// The score the scheduler ranks workers by: +1 per accepted result, +5 per verified
+    /// one, -1 per timeout or refused assignment.
+    pub score: i64,
+    /// Results re-executed and found right.
+    pub verified: u64,
+    /// Verified results since the last timeout: the longer, the less it is sampled.
+    pub streak: u64,
+    /// Leases that ran out.
+    pub timeouts: u64,
+    /// The fraud proof that blacklisted it.
+    pub blacklisted: Option<Hash>,
+}
+
+/// Verification counters of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStats {
+    /// Results sampled and re-executed.
+    pub sampled: u32,
+    /// Fuel the re-executions used.
+    pub verify_fuel: u64,
+    /// Fuel of all accepted results (revoked ones included: the work was paid for in
+    /// verification, not credited).
+    pub total_fuel: u64,
+    /// Results withdrawn because their worker was proven a fraud.
+    pub revoked: u32,
+    /// Sampled results whose check could not conclude (another engine, or a verdict that
+    /// is not reproducible by nature); their tasks ran again elsewhere.
+    pub inconclusive: u32,
 }
 
 /// A task on a validator.
@@ -232,6 +270,14 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             .collect()
     }
 
+    /// The entry with the smallest key.
+    pub fn first(&self) -> Result<Option<(Vec<u8>, V)>> {
+        self.tree
+            .first()?
+            .map(|(k, v)| Ok((k.to_vec(), self.decode(&v)?)))
+            .transpose()
+    }
+
     /// Entries in the tree.
     pub fn len(&self) -> usize {
         self.tree.len()
@@ -328,7 +374,17 @@ pub struct Store {
     pub outbox: Table<Outgoing>,
     /// Blob manifests.
     pub manifests: Table<Manifest>,
-    reputation: sled::Tree,
+    /// Workers' reputations (validator).
+    pub reputation: Table<Reputation>,
+    /// Sampled receipts waiting for re-execution (validator).
+    pub checks: Table<Receipt>,
+    /// Verification counters per job (validator).
+    pub jobstats: Table<JobStats>,
+    /// Revoked receipts (validator).
+    pub revoked: Table<Receipt>,
+    /// Fraud proofs (validator).
+    pub frauds: Table<FraudProof>,
+    meta: sled::Tree,
     blobs: sled::Tree,
     partial: sled::Tree,
 }
@@ -354,7 +410,12 @@ impl Store {
             assigned: Table::open(&db, "assigned")?,
             outbox: Table::open(&db, "outbox")?,
             manifests: Table::open(&db, "manifests")?,
-            reputation: db.open_tree("reputation")?,
+            reputation: Table::open(&db, "reputation")?,
+            checks: Table::open(&db, "checks")?,
+            jobstats: Table::open(&db, "jobstats")?,
+            revoked: Table::open(&db, "revoked")?,
+            frauds: Table::open(&db, "frauds")?,
+            meta: db.open_tree("meta")?,
             blobs: db.open_tree("blobs")?,
             partial: db.open_tree("partial")?,
             commits: Arc::new(GroupCommit {
@@ -403,21 +464,39 @@ impl Store {
             })
     }
 
-    /// A worker's reputation (0 for a stranger).
-    pub fn reputation(&self, peer: &[u8]) -> Result<i64> {
-        Ok(self
-            .reputation
-            .get(peer)?
-            .and_then(|v| v.as_ref().try_into().ok())
-            .map(i64::from_be_bytes)
-            .unwrap_or(0))
+    /// A worker's reputation (all zero for a stranger).
+    pub fn reputation_of(&self, peer: &[u8]) -> Result<Reputation> {
+        Ok(self.reputation.get(peer)?.unwrap_or_default())
     }
 
-    /// Adds `delta` to a worker's reputation; returns the new score.
-    pub fn adjust_reputation(&self, peer: &[u8], delta: i64) -> Result<i64> {
-        let new = self.reputation(peer)?.saturating_add(delta);
-        self.reputation.insert(peer, &new.to_be_bytes())?;
-        Ok(new)
+    /// Changes a worker's reputation with `f`; returns the new record.
+    pub fn update_reputation(
+        &self,
+        peer: &[u8],
+        f: impl FnOnce(&mut Reputation),
+    ) -> Result<Reputation> {
+        let mut r = self.reputation_of(peer)?;
+        f(&mut r);
+        self.reputation.insert(peer, &r)?;
+        Ok(r)
+    }
+
+    /// A secret of this node (32 random bytes created on first use and kept), e.g. the
+    /// validator's sampling key.
+    pub fn secret(&self, name: &str) -> Result<[u8; 32]> {
+        if let Some(v) = self.meta.get(name)? {
+            if let Ok(s) = <[u8; 32]>::try_from(v.as_ref()) {
+                return Ok(s);
+            }
+        }
+        let s: [u8; 32] = rand::random();
+        match self
+            .meta
+            .compare_and_swap(name, None as Option<&[u8]>, Some(&s[..]))?
+        {
+            Ok(()) => Ok(s),
+            Err(_) => self.secret(name),
+        }
     }
 
     /// Stores a blob; returns its id.
@@ -521,6 +600,7 @@ mod tests {
 
     #[test]
     fn state_survives_reopening() {
+        let secret;
         let dir = tempfile::tempdir().unwrap();
         let spec = JobSpec {
             module: [1; 32],
@@ -548,7 +628,9 @@ mod tests {
                 )
                 .unwrap();
             store.put_blob(b"hello").unwrap();
-            store.adjust_reputation(b"w", -3).unwrap();
+            store.update_reputation(b"w", |r| r.score -= 3).unwrap();
+            secret = store.secret("sampling").unwrap();
+            assert_eq!(store.secret("sampling").unwrap(), secret);
             store.db.flush().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
@@ -560,7 +642,12 @@ mod tests {
             &store.blob(&sha256(b"hello")).unwrap().unwrap()[..],
             b"hello"
         );
-        assert_eq!(store.reputation(b"w").unwrap(), -3);
+        assert_eq!(store.reputation_of(b"w").unwrap().score, -3);
+        assert_eq!(
+            store.secret("sampling").unwrap(),
+            secret,
+            "the secret is kept"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,7 +659,8 @@ mod tests {
                 .map(|i| {
                     let s = store.clone();
                     tokio::spawn(async move {
-                        s.adjust_reputation(&[i], i as i64 + 1).unwrap();
+                        s.update_reputation(&[i], |r| r.score = i as i64 + 1)
+                            .unwrap();
                         s.flush().await.unwrap();
                     })
                 })
@@ -583,7 +671,7 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         for i in 0..50u8 {
-            assert_eq!(store.reputation(&[i]).unwrap(), i as i64 + 1);
+            assert_eq!(store.reputation_of(&[i]).unwrap().score, i as i64 + 1);
         }
     }
 

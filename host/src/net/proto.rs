@@ -345,6 +345,12 @@ pub enum JobResponse {
         total: u32,
         /// Completed tasks not in `have`.
         results: Vec<TaskResult>,
+        /// Whether the job is done: every task has a result and no sampled result still
+        /// waits for its check.
+        done: bool,
+        /// Hashes of receipts withdrawn because their worker was proven a fraud (at most
+        /// [`limits::MAX_TASKS`]); a caller holding one drops it and asks again.
+        revoked: Vec<Hash>,
     },
 }
 

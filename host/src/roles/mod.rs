@@ -127,8 +127,9 @@ impl Node {
     }
 }
 
-/// Starts a node on the current tokio runtime. Workers run tasks on `runtime` (one is
-/// created if `None`; nodes in one process should share one).
+/// Starts a node on the current tokio runtime. Workers run tasks, and validators re-run
+/// sampled ones, on `runtime` (one is created if `None`; nodes in one process should share
+/// one).
 pub async fn start_node(
     config: NodeConfig,
     runtime: Option<Arc<Runtime>>,
@@ -145,18 +146,26 @@ pub async fn start_node(
     let (client, events, listen_addrs) =
         net::start(config.keypair.clone(), Some(config.listen.clone())).await?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let runtime = match runtime {
+        Some(r) => r,
+        None => Arc::new(
+            Runtime::new(smartnodes_runtime::RuntimeConfig::default())
+                .map_err(|e| NodeError::Runtime(e.to_string()))?,
+        ),
+    };
     let task = match config.role {
         Role::Validator => {
-            validator::Validator::start(&config, client.clone(), store, events, shutdown_rx).await?
+            validator::Validator::start(
+                &config,
+                client.clone(),
+                store,
+                runtime,
+                events,
+                shutdown_rx,
+            )
+            .await?
         }
         Role::Worker => {
-            let runtime = match runtime {
-                Some(r) => r,
-                None => Arc::new(
-                    Runtime::new(smartnodes_runtime::RuntimeConfig::default())
-                        .map_err(|e| NodeError::Runtime(e.to_string()))?,
-                ),
-            };
             worker::Worker::start(&config, client.clone(), store, runtime, events, shutdown_rx)
                 .await?
         }

@@ -11,7 +11,7 @@ use crate::net::{self, Client, Event, NetError, Request, Response};
 use crate::store::{Store, StoreError};
 use libp2p::{Multiaddr, PeerId};
 use smartnodes_runtime::sha256;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -322,36 +322,77 @@ impl UserSession {
             let mut last_progress = tokio::time::Instant::now();
             let mut poll = tokio::time::interval(Duration::from_millis(500));
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while count < total as usize {
-                let batch: Vec<TaskResult> = tokio::select! {
-                    Some(r) = rx.recv() => vec![r],
-                    _ = poll.tick() => {
-                        if last_progress.elapsed() > timeout {
-                            return Err(UserError::Timeout(timeout));
+            // The job is over when we hold every result and the validator says it is done
+            // (every sampled result checked) without having withdrawn any we hold.
+            let mut confirmed = false;
+            let mut asked_when_full = false;
+            loop {
+                let full = count == total as usize;
+                if full && confirmed {
+                    break;
+                }
+                let polled = if full {
+                    // Ask at once whether the last checks are through, then every tick.
+                    if asked_when_full {
+                        poll.tick().await;
+                    }
+                    asked_when_full = true;
+                    true
+                } else {
+                    asked_when_full = false;
+                    tokio::select! {
+                        Some(r) = rx.recv() => {
+                            self.take(&job_id, total, vec![r], &mut done, &mut count, &mut last_progress, &mut progress).await;
+                            false
                         }
-                        let have = bitset(&done);
-                        match self.client.job(self.validator(), JobRequest::Results { job: job_id, have }).await {
-                            Ok(JobResponse::Results { results, .. }) => results,
-                            Ok(JobResponse::Rejected { reason }) => return Err(UserError::Rejected(reason)),
-                            Ok(_) => return Err(UserError::Unexpected),
-                            Err(e) => {
-                                tracing::debug!("polling results: {e}");
-                                self.reconnect().await;
-                                Vec::new()
-                            }
-                        }
+                        _ = poll.tick() => true,
                     }
                 };
-                for result in batch {
-                    let index = result.receipt.body.index as usize;
-                    if done.get(index).is_none_or(|d| d.is_some()) {
-                        continue;
+                if !polled {
+                    continue;
+                }
+                if last_progress.elapsed() > timeout {
+                    return Err(UserError::Timeout(timeout));
+                }
+                let have = bitset(&done);
+                let answer = self
+                    .client
+                    .job(self.validator(), JobRequest::Results { job: job_id, have })
+                    .await;
+                match answer {
+                    Ok(JobResponse::Results {
+                        results,
+                        done: job_done,
+                        revoked,
+                        ..
+                    }) => {
+                        let revoked: HashSet<Hash> = revoked.into_iter().collect();
+                        let mut dropped = 0;
+                        for slot in done.iter_mut() {
+                            if slot
+                                .as_ref()
+                                .is_some_and(|t| revoked.contains(&t.receipt.hash()))
+                            {
+                                *slot = None;
+                                count -= 1;
+                                dropped += 1;
+                            }
+                        }
+                        if dropped > 0 {
+                            tracing::warn!(
+                                dropped,
+                                "results withdrawn by the validator (their worker was proven a fraud); waiting for the re-runs"
+                            );
+                            last_progress = tokio::time::Instant::now();
+                        }
+                        confirmed = job_done && dropped == 0 && results.is_empty();
+                        self.take(&job_id, total, results, &mut done, &mut count, &mut last_progress, &mut progress).await;
                     }
-                    if let Some(outcome) = self.check(&job_id, total, result).await {
-                        count += 1;
-                        last_progress = tokio::time::Instant::now();
-                        progress(&outcome, count);
-                        done[index] = Some(outcome);
+                    Ok(JobResponse::Rejected { reason }) => return Err(UserError::Rejected(reason)),
+                    Ok(_) => return Err(UserError::Unexpected),
+                    Err(e) => {
+                        tracing::debug!("polling results: {e}");
+                        self.reconnect().await;
                     }
                 }
             }
@@ -363,6 +404,32 @@ impl UserSession {
         .await;
         self.pushes.lock().expect("poisoned").remove(&job_id);
         result
+    }
+
+    /// Checks and keeps the results in `batch` for tasks not held yet.
+    #[allow(clippy::too_many_arguments)]
+    async fn take(
+        &self,
+        job_id: &Hash,
+        total: u32,
+        batch: Vec<TaskResult>,
+        done: &mut [Option<TaskOutcome>],
+        count: &mut usize,
+        last_progress: &mut tokio::time::Instant,
+        progress: &mut impl FnMut(&TaskOutcome, usize),
+    ) {
+        for result in batch {
+            let index = result.receipt.body.index as usize;
+            if done.get(index).is_none_or(|d| d.is_some()) {
+                continue;
+            }
+            if let Some(outcome) = self.check(job_id, total, result).await {
+                *count += 1;
+                *last_progress = tokio::time::Instant::now();
+                progress(&outcome, *count);
+                done[index] = Some(outcome);
+            }
+        }
     }
 
     /// Submits a job and waits for all its results.

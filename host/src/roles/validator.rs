@@ -5,17 +5,25 @@
 //!
 //! Everything lives in sled first; the in-memory [`State`] (queue, workers, leases) is
 //! rebuilt from it on start, so a validator killed and restarted resumes its jobs.
+//!
+//! Verification ([`verify`]): after a receipt is accepted (the worker has committed to it),
+//! the validator decides from a secret whether to re-execute it, re-runs sampled tasks
+//! on a single background lane, and turns a mismatch into a signed fraud proof that
+//! blacklists the worker, withdraws its results and sends their tasks to honest workers.
+
+mod verify;
 
 use super::blobs::{self, Blobs};
 use super::NodeConfig;
 use crate::net::proto::*;
 use crate::net::{Client, Event, Request, Response};
 use crate::store::{
-    split_task_key, task_key, JobProgress, JobRecord, JobState, Lease, Store, StoreError,
+    split_task_key, task_key, JobProgress, JobRecord, JobState, JobStats, Lease, Store, StoreError,
     TaskRecord, TaskState,
 };
+use libp2p::identity::Keypair;
 use libp2p::PeerId;
-use smartnodes_runtime::sha256;
+use smartnodes_runtime::{sha256, Runtime};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,16 +64,37 @@ struct State {
     fetching: HashSet<Hash>,
     /// Accepted receipts not yet gossiped (published in batches every tick).
     gossip: Vec<Receipt>,
+    /// Sampled receipts not yet re-executed, per job: a job is done when every task has
+    /// a result and none of its results waits for its check.
+    pending_checks: HashMap<Hash, u32>,
+    /// Workers proven frauds (peer id → proof id), mirrored from sled.
+    blacklist: HashMap<PeerId, Hash>,
 }
 
 /// A running validator.
-#[derive(Debug)]
 pub(crate) struct Validator {
     client: Client,
     store: Store,
     blobs: Blobs,
     state: Mutex<State>,
     lease: Duration,
+    keypair: Keypair,
+    runtime: Arc<Runtime>,
+    /// The key of the sampling draw, unknown to workers.
+    secret: [u8; 32],
+    /// The default sample rate (parts per million).
+    sample_ppm: u32,
+    /// Wakes the verification lane.
+    checks: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("peer", &self.client.peer_id())
+            .field("sample_ppm", &self.sample_ppm)
+            .finish_non_exhaustive()
+    }
 }
 
 fn now_ms() -> u64 {
@@ -85,15 +114,21 @@ impl Validator {
         config: &NodeConfig,
         client: Client,
         store: Store,
+        runtime: Arc<Runtime>,
         mut events: mpsc::Receiver<Event>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let validator = Arc::new(Validator {
             blobs: Blobs::new(client.clone(), store.clone()),
+            secret: store.secret("sampling")?,
             client,
             store,
             state: Mutex::new(State::default()),
             lease: config.lease,
+            keypair: config.keypair.clone(),
+            runtime,
+            sample_ppm: config.sample_ppm.min(1_000_000),
+            checks: tokio::sync::Notify::new(),
         });
         validator.recover()?;
         for addr in &config.bootstrap {
@@ -110,6 +145,7 @@ impl Validator {
         );
         validator.client.put_record(role_record).await;
 
+        let lane = tokio::spawn(validator.clone().check_lane());
         let v = validator.clone();
         Ok(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -124,6 +160,8 @@ impl Validator {
                     _ = shutdown.changed() => break,
                 }
             }
+            lane.abort();
+            let _ = lane.await;
             let _ = v.store.flush().await;
         }))
     }
@@ -135,6 +173,16 @@ impl Validator {
         let mut fetching = Vec::new();
         {
             let mut st = self.state.lock().expect("poisoned");
+            for (key, _) in self.store.checks.scan(&[])? {
+                if let Some((job, _)) = split_task_key(&key) {
+                    *st.pending_checks.entry(job).or_default() += 1;
+                }
+            }
+            for (key, rep) in self.store.reputation.scan(&[])? {
+                if let (Some(proof), Some(peer)) = (rep.blacklisted, peer_of(&key)) {
+                    st.blacklist.insert(peer, proof);
+                }
+            }
             for (key, job) in self.store.jobs.scan(&[])? {
                 let Ok(job_id) = Hash::try_from(key.as_slice()) else {
                     continue;
@@ -202,6 +250,13 @@ impl Validator {
                 });
             }
             Event::Disconnected(peer) => self.drop_worker(&peer, "disconnected"),
+            Event::Gossip {
+                message: Gossip::Fraud(proof),
+                ..
+            } => {
+                let v = self.clone();
+                tokio::spawn(async move { v.on_fraud_gossip(*proof).await });
+            }
             Event::Connected(_) | Event::Gossip { .. } => {}
         }
     }
@@ -220,6 +275,11 @@ impl Validator {
                 Response::Job(self.results(&job, &have))
             }
             Request::Task(TaskRequest::Register { capacity, .. }) => {
+                if let Some(proof) = self.blacklisted(&peer) {
+                    return Response::Task(TaskResponse::Rejected {
+                        reason: format!("blacklisted by fraud proof {}", hex::encode(proof)),
+                    });
+                }
                 self.register(peer, capacity);
                 Response::Task(TaskResponse::Ok)
             }
@@ -403,7 +463,10 @@ impl Validator {
 
     fn register(self: &Arc<Self>, peer: PeerId, capacity: u32) {
         let capacity = capacity.clamp(1, 1024);
-        let reputation = self.store.reputation(&peer.to_bytes()).unwrap_or(0);
+        let reputation = self
+            .store
+            .reputation_of(&peer.to_bytes())
+            .map_or(0, |r| r.score);
         {
             let mut st = self.state.lock().expect("poisoned");
             let w = st.workers.entry(peer).or_insert_with(|| WorkerInfo {
@@ -458,7 +521,11 @@ impl Validator {
             }
             ids.len()
         };
-        let _ = self.store.adjust_reputation(&peer.to_bytes(), -1);
+        if requeued > 0 {
+            let _ = self
+                .store
+                .update_reputation(&peer.to_bytes(), |r| r.score -= 1);
+        }
         tracing::info!(%peer, requeued, "worker dropped: {why}");
         self.schedule();
     }
@@ -512,7 +579,15 @@ impl Validator {
                 if let Some(h) = st.assigned.remove(id) {
                     if let Some(w) = st.workers.get_mut(&h.worker) {
                         w.running.remove(id);
+                        w.reputation -= 1;
                     }
+                    // Timeouts lower the score gradually and halve the verified streak
+                    // (so the worker is sampled more for a while); they are not fraud.
+                    let _ = self.store.update_reputation(&h.worker.to_bytes(), |r| {
+                        r.score -= 1;
+                        r.timeouts += 1;
+                        r.streak /= 2;
+                    });
                 }
                 self.requeue_locked(&mut st, *id);
             }
@@ -642,7 +717,9 @@ impl Validator {
                     }
                 }
                 if !busy {
-                    let _ = v.store.adjust_reputation(&worker.to_bytes(), -1);
+                    let _ = v
+                        .store
+                        .update_reputation(&worker.to_bytes(), |r| r.score -= 1);
                     if let Some(w) = v.state.lock().expect("poisoned").workers.get_mut(&worker) {
                         w.reputation -= 1;
                     }
@@ -668,13 +745,16 @@ impl Validator {
         if worker != peer {
             return reject("the receipt is not the sender's".into());
         }
+        if let Some(proof) = self.blacklisted(&peer) {
+            return reject(format!("blacklisted by fraud proof {}", hex::encode(proof)));
+        }
         let body = &result.receipt.body;
         let id = (body.job_id, body.index);
         let key = task_key(&id.0, id.1);
-        let total = {
+        let (total, spec) = {
             let st = self.state.lock().expect("poisoned");
             match st.jobs.get(&id.0) {
-                Some(meta) => meta.spec.inputs.len() as u32,
+                Some(meta) => (meta.spec.inputs.len() as u32, meta.spec.clone()),
                 None => {
                     drop(st);
                     // A finished job: a late duplicate is fine, anything else is not ours.
@@ -687,6 +767,10 @@ impl Validator {
         };
         if body.index >= total {
             return reject("no such task".into());
+        }
+        match TaskSpec::of(&spec, id.0, id.1) {
+            Some(task) if task.commitment() == body.task => {}
+            _ => return reject("the receipt does not commit to the task as assigned".into()),
         }
         // The output must match the committed hash.
         match (&result.output, &body.output_hash) {
@@ -718,6 +802,8 @@ impl Validator {
             if matches!(task.state, TaskState::Done { .. }) {
                 return ResultResponse::Ok; // a duplicate: already recorded once
             }
+            // The worker has committed (signed) before this draw, which it cannot predict.
+            let sampled = self.sample(&result.receipt, &spec, &peer);
             let record = |st: &mut State| -> Result<bool, StoreError> {
                 self.store.tasks.insert(
                     &key,
@@ -730,12 +816,20 @@ impl Validator {
                 )?;
                 self.store.receipts.insert(&key, &result.receipt)?;
                 self.store.leases.remove(&key)?;
+                let mut stats = self.store.jobstats.get(&id.0)?.unwrap_or_default();
+                stats.total_fuel = stats.total_fuel.saturating_add(body.fuel_used);
+                self.store.jobstats.insert(&id.0, &stats)?;
+                if sampled {
+                    self.store.checks.insert(&key, &result.receipt)?;
+                    *st.pending_checks.entry(id.0).or_default() += 1;
+                }
                 let mut job = self.store.progress.get(&id.0)?.unwrap_or(JobProgress {
                     state: JobState::Running,
                     done: 0,
                 });
                 job.done += 1;
-                let finished = job.done >= total;
+                let finished =
+                    job.done >= total && st.pending_checks.get(&id.0).copied().unwrap_or(0) == 0;
                 if finished {
                     job.state = JobState::Done;
                 }
@@ -761,10 +855,13 @@ impl Validator {
             }
             (owner, finished)
         };
-        let _ = self.store.adjust_reputation(&peer.to_bytes(), 1);
+        let _ = self
+            .store
+            .update_reputation(&peer.to_bytes(), |r| r.score += 1);
         if finished {
             tracing::info!(job = %hex::encode(id.0), "job done");
         }
+        self.checks.notify_one();
         self.schedule();
 
         // Tell the owner now (it also polls), and the network. This need not wait for the
@@ -843,25 +940,73 @@ impl Validator {
             budget -= size;
             results.push(TaskResult { receipt, output });
         }
-        JobResponse::Results { total, results }
+        let done = matches!(
+            self.store.progress.get(job),
+            Ok(Some(JobProgress {
+                state: JobState::Done,
+                ..
+            }))
+        );
+        let revoked = match self.store.revoked.scan(job) {
+            Ok(r) => r
+                .into_iter()
+                .take(limits::MAX_TASKS)
+                .map(|(_, receipt)| receipt.hash())
+                .collect(),
+            Err(e) => {
+                return JobResponse::Rejected {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        JobResponse::Results {
+            total,
+            results,
+            done,
+            revoked,
+        }
     }
 
     fn status(&self, job: Option<Hash>) -> JobResponse {
         let st = self.state.lock().expect("poisoned");
-        let workers: Vec<WorkerStatus> = st
+        let mut workers: Vec<WorkerStatus> = st
             .workers
             .iter()
-            .map(|(p, w)| WorkerStatus {
-                peer: p.to_string(),
-                capacity: w.capacity,
-                running: w.running.len() as u32,
-                reputation: w.reputation,
-                verified: 0,
-                timeouts: 0,
-                connected: true,
-                blacklisted: None,
+            .map(|(p, w)| {
+                let rep = self.store.reputation_of(&p.to_bytes()).unwrap_or_default();
+                WorkerStatus {
+                    peer: p.to_string(),
+                    capacity: w.capacity,
+                    running: w.running.len() as u32,
+                    reputation: rep.score,
+                    verified: rep.verified,
+                    timeouts: rep.timeouts,
+                    connected: true,
+                    blacklisted: rep.blacklisted.map(hex::encode),
+                }
             })
             .collect();
+        // Blacklisted workers are gone from the scheduler but not from the record.
+        for (peer, proof) in &st.blacklist {
+            if st.workers.contains_key(peer) {
+                continue;
+            }
+            let rep = self
+                .store
+                .reputation_of(&peer.to_bytes())
+                .unwrap_or_default();
+            workers.push(WorkerStatus {
+                peer: peer.to_string(),
+                capacity: 0,
+                running: 0,
+                reputation: rep.score,
+                verified: rep.verified,
+                timeouts: rep.timeouts,
+                connected: false,
+                blacklisted: Some(hex::encode(proof)),
+            });
+        }
+        workers.sort_by(|a, b| a.peer.cmp(&b.peer));
         let free: u32 = st
             .workers
             .values()
@@ -948,16 +1093,23 @@ impl Validator {
                     });
                 }
             }
+            let stats = self
+                .store
+                .jobstats
+                .get(&job_id)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             jobs.push(JobStatus {
                 job_id,
                 state: progress.state.as_str().into(),
                 total: record.spec.inputs.len() as u32,
                 done: progress.done,
                 tasks,
-                sampled: 0,
-                verify_fuel: 0,
-                total_fuel: 0,
-                revoked: 0,
+                sampled: stats.sampled,
+                verify_fuel: stats.verify_fuel,
+                total_fuel: stats.total_fuel,
+                revoked: stats.revoked,
             });
         }
         JobResponse::Status { jobs, workers }

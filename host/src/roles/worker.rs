@@ -7,6 +7,7 @@
 //! (`outbox`) until the validator acknowledges it. A restarted worker finishes both.
 
 use super::blobs::{self, Blobs};
+use super::cheat::{Cheat, CheatMode};
 use super::NodeConfig;
 use crate::net::proto::*;
 use crate::net::{Client, Event, Request, Response};
@@ -41,6 +42,19 @@ pub(crate) struct Worker {
     running: Mutex<HashMap<TaskId, PeerId>>,
     modules: Mutex<HashMap<Hash, Loaded>>,
     heartbeat: Duration,
+    /// Set only by `--cheat` (tests and demos).
+    cheat: Option<Cheat>,
+    /// The last task it really ran (what a `copy` cheat replays).
+    last_run: Mutex<Option<Ran>>,
+}
+
+/// What running a task produced, as a receipt reports it.
+#[derive(Debug, Clone)]
+struct Ran {
+    verdict: (u8, i64),
+    output_hash: Option<Hash>,
+    fuel_used: u64,
+    output: Vec<u8>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -75,7 +89,12 @@ impl Worker {
             running: Mutex::default(),
             modules: Mutex::default(),
             heartbeat: config.lease / 3,
+            cheat: config.cheat,
+            last_run: Mutex::default(),
         });
+        if let Some(cheat) = config.cheat {
+            tracing::warn!(%cheat, "THIS WORKER CHEATS ON PURPOSE (tests and demos only)");
+        }
         // Resume what was accepted before a restart.
         for (key, accepted) in worker.store.assigned.scan(&[])? {
             let (Ok(assignment), Some(validator)) = (
@@ -346,6 +365,86 @@ impl Worker {
     }
 
     async fn run(&self, validator: PeerId, a: &Assignment) -> Result<TaskResult, String> {
+        let cheat = self.cheat.filter(|c| c.applies(&a.job_id, a.index));
+        let ran = match cheat.map(|c| c.mode) {
+            Some(CheatMode::Lazy) => {
+                let output = b"made up without running\n".to_vec();
+                Ran {
+                    verdict: (0, 0),
+                    output_hash: Some(smartnodes_runtime::sha256(&output)),
+                    fuel_used: 10_000 + u64::from(a.index),
+                    output,
+                }
+            }
+            Some(CheatMode::Copy) if self.last_run.lock().expect("poisoned").is_some() => self
+                .last_run
+                .lock()
+                .expect("poisoned")
+                .clone()
+                .expect("checked"),
+            _ => {
+                let ran = self.execute_honestly(validator, a).await?;
+                *self.last_run.lock().expect("poisoned") = Some(ran.clone());
+                ran
+            }
+        };
+        let ran = match cheat.map(|c| c.mode) {
+            Some(CheatMode::WrongOutput) => {
+                let mut output = ran.output;
+                match output.first_mut() {
+                    Some(b) => *b ^= 0xff,
+                    None => output.push(b'!'),
+                }
+                Ran {
+                    output_hash: Some(smartnodes_runtime::sha256(&output)),
+                    output,
+                    ..ran
+                }
+            }
+            Some(CheatMode::Fuel) => Ran {
+                fuel_used: ran.fuel_used + ran.fuel_used / 10 + 1,
+                ..ran
+            },
+            _ => ran,
+        };
+        if let Some(cheat) = cheat {
+            tracing::warn!(job = %hex::encode(a.job_id), index = a.index, %cheat, "cheating on this task");
+        }
+
+        let task = TaskSpec {
+            job_id: a.job_id,
+            index: a.index,
+            module: a.module,
+            input: a.input,
+            limits: a.limits,
+        };
+        let body = ReceiptBody {
+            job_id: a.job_id,
+            index: a.index,
+            task: task.commitment(),
+            verdict: ran.verdict,
+            output_hash: ran.output_hash,
+            fuel_used: ran.fuel_used,
+            engine: self.runtime.fingerprint().0,
+            worker: self.client.peer_id().to_bytes(),
+        };
+        let receipt = Receipt::sign(body, &self.keypair);
+        let output = if ran.output_hash.is_none() {
+            None
+        } else if ran.output.len() <= limits::INLINE_OUTPUT {
+            Some(ran.output)
+        } else {
+            // Large outputs wait in the blob store for the validator to fetch.
+            self.store
+                .put_blob(&ran.output)
+                .map_err(|e| e.to_string())?;
+            None
+        };
+        Ok(TaskResult { receipt, output })
+    }
+
+    /// Fetches what the task needs and runs it in the sandbox, on the bounded pool.
+    async fn execute_honestly(&self, validator: PeerId, a: &Assignment) -> Result<Ran, String> {
         let module = self.module(validator, a.module).await?;
         let input = match &a.input_inline {
             Some(i) if smartnodes_runtime::sha256(i) == a.input => i.clone(),
@@ -382,37 +481,12 @@ impl Worker {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-
-        let task = TaskSpec {
-            job_id: a.job_id,
-            index: a.index,
-            module: a.module,
-            input: a.input,
-            limits: a.limits,
-        };
-        let body = ReceiptBody {
-            job_id: a.job_id,
-            index: a.index,
-            task: task.commitment(),
+        Ok(Ran {
             verdict: outcome.verdict.code(),
             output_hash: outcome.output_hash,
             fuel_used: outcome.fuel_used,
-            engine: self.runtime.fingerprint().0,
-            worker: self.client.peer_id().to_bytes(),
-        };
-        let receipt = Receipt::sign(body, &self.keypair);
-        let output = if outcome.output_hash.is_none() {
-            None
-        } else if outcome.output.len() <= limits::INLINE_OUTPUT {
-            Some(outcome.output)
-        } else {
-            // Large outputs wait in the blob store for the validator to fetch.
-            self.store
-                .put_blob(&outcome.output)
-                .map_err(|e| e.to_string())?;
-            None
-        };
-        Ok(TaskResult { receipt, output })
+            output: outcome.output,
+        })
     }
 
     async fn deliver(&self, key: [u8; 36], outgoing: Outgoing) {

@@ -1,0 +1,405 @@
+//! Verification: sampled re-execution, fraud proofs, reputation and the blacklist.
+//!
+//! - **Sampling** happens after the worker has signed its receipt: the draw is
+//!   `sha256(secret ‖ receipt hash)` against the rate, with a secret the validator never
+//!   shows, so the worker cannot know which of its receipts will be checked. The rate is
+//!   the highest of the validator's default, the job's own (a job may ask for more) and
+//!   the worker's: `2^-(streak / 10)`, where `streak` counts its verified results since its
+//!   last timeout, so a new worker is checked every time, then half the time after 10
+//!   verified results, and so on down to the default (BOINC's adaptive replication, with
+//!   trust earned by a run of verified results and lost at once).
+//! - **Re-execution** runs on one background lane (a sled queue, `checks`, so nothing is
+//!   lost in a crash) with the same module, input, limits and seed, off the async threads,
+//!   and compares `(verdict, output_hash, fuel_used)`; the delivered output was already
+//!   checked against `output_hash` on arrival.
+//! - A receipt from another engine, or a verdict that is not reproducible by nature (a
+//!   native stack overflow, whose depth depends on the machine), is **inconclusive**: the
+//!   result is withdrawn and the task runs again, and nobody is punished.
+//! - A mismatch becomes a **fraud proof** signed by this validator, stored, gossiped; the
+//!   worker is blacklisted (no more tasks, results refused), every result it delivered in
+//!   jobs this validator holds is withdrawn and its task runs again on another worker.
+//! - A proof gossiped by another validator is acted on only after this validator has
+//!   re-run the task itself and got the proof's observation; a forged proof is refused.
+
+use super::*;
+use smartnodes_runtime::{TaskInput, TrapCode, Verdict};
+
+/// Whether a verdict code is the same on every machine (see
+/// [`smartnodes_runtime::Verdict::is_reproducible`]).
+fn reproducible(code: (u8, i64)) -> bool {
+    code != Verdict::Trapped(TrapCode::StackOverflow).code()
+}
+
+/// What a check concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Finding {
+    /// The receipt is right.
+    Verified(Observed),
+    /// The receipt is wrong: here is what the task really gives.
+    Mismatch(Observed),
+    /// Cannot tell (another engine, or a non-reproducible verdict).
+    Inconclusive(String),
+}
+
+impl Validator {
+    /// Whether `peer` is blacklisted; the proof id if it is.
+    pub(super) fn blacklisted(&self, peer: &PeerId) -> Option<Hash> {
+        self.state
+            .lock()
+            .expect("poisoned")
+            .blacklist
+            .get(peer)
+            .copied()
+    }
+
+    /// The sampling draw for an accepted receipt.
+    pub(super) fn sample(&self, receipt: &Receipt, spec: &JobSpec, worker: &PeerId) -> bool {
+        let streak = self
+            .store
+            .reputation_of(&worker.to_bytes())
+            .map_or(0, |r| r.streak);
+        let adaptive = 0.5f64.powf(streak as f64 / 10.0);
+        let rate = (self.sample_ppm.max(spec.sample_ppm) as f64 / 1e6)
+            .max(adaptive)
+            .min(1.0);
+        let mut bytes = self.secret.to_vec();
+        bytes.extend_from_slice(&receipt.hash());
+        let h = sha256(&bytes);
+        let draw = u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) as f64 / u64::MAX as f64;
+        draw < rate
+    }
+
+    /// The verification lane: re-executes sampled receipts one at a time, oldest job first.
+    pub(super) async fn check_lane(self: Arc<Self>) {
+        loop {
+            let next = match self.store.checks.first() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("reading the checks queue: {e}");
+                    None
+                }
+            };
+            let Some((key, receipt)) = next else {
+                self.checks.notified().await;
+                continue;
+            };
+            if let Err(e) = self.check(&key, &receipt).await {
+                // A host failure (disk, missing blob): try again later, never a verdict.
+                tracing::warn!("checking a receipt failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+
+    /// Runs `task` in this validator's sandbox.
+    async fn reexecute(&self, task: &TaskSpec) -> Result<Observed, String> {
+        let module = self
+            .store
+            .blob(&task.module)
+            .map_err(|e| e.to_string())?
+            .ok_or("the module is not here")?
+            .to_vec();
+        let input = self
+            .store
+            .blob(&task.input)
+            .map_err(|e| e.to_string())?
+            .ok_or("the input is not here")?
+            .to_vec();
+        let seed = JobSpec::seed(&task.job_id, task.index);
+        let limits = task.limits.to_runtime();
+        let runtime = self.runtime.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            runtime.run(&module, &TaskInput::new(input).with_seed(seed), &limits)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        Ok(Observed {
+            verdict: outcome.verdict.code(),
+            output_hash: outcome.output_hash,
+            fuel_used: outcome.fuel_used,
+        })
+    }
+
+    /// Re-runs the task of `receipt` and compares.
+    async fn judge(&self, task: &TaskSpec, receipt: &Receipt) -> Result<Finding, String> {
+        if receipt.body.engine != self.runtime.fingerprint().0 {
+            return Ok(Finding::Inconclusive(format!(
+                "engine {} is not ours",
+                hex::encode(&receipt.body.engine[..8])
+            )));
+        }
+        let observed = self.reexecute(task).await?;
+        let claimed = Observed::claimed(&receipt.body);
+        Ok(if observed == claimed {
+            Finding::Verified(observed)
+        } else if !reproducible(observed.verdict) || !reproducible(claimed.verdict) {
+            Finding::Inconclusive("a verdict that is not reproducible by nature".into())
+        } else {
+            Finding::Mismatch(observed)
+        })
+    }
+
+    /// Checks one sampled receipt and records the conclusion.
+    async fn check(self: &Arc<Self>, key: &[u8], receipt: &Receipt) -> Result<(), String> {
+        let fail = |e: StoreError| e.to_string();
+        let (job_id, index) = split_task_key(key).ok_or("a bad key in the checks queue")?;
+        let spec = self
+            .store
+            .jobs
+            .get(&job_id)
+            .map_err(fail)?
+            .ok_or("a check for an unknown job")?
+            .spec;
+        let task = TaskSpec::of(&spec, job_id, index).ok_or("a check for no task")?;
+        let worker = receipt.verify().map_err(|e| e.to_string())?;
+        // Still the task's accepted result? (It may have been withdrawn meanwhile.)
+        let current = self.store.receipts.get(key).map_err(fail)?;
+        let finding = if current.as_ref() == Some(receipt) {
+            Some(self.judge(&task, receipt).await?)
+        } else {
+            None
+        };
+        let worker_key = worker.to_bytes();
+        match &finding {
+            Some(Finding::Verified(observed)) => {
+                self.store
+                    .update_reputation(&worker_key, |r| {
+                        r.verified += 1;
+                        r.streak += 1;
+                        r.score += 5;
+                    })
+                    .map_err(fail)?;
+                self.bump_stats(&job_id, |s| {
+                    s.sampled += 1;
+                    s.verify_fuel = s.verify_fuel.saturating_add(observed.fuel_used);
+                })
+                .map_err(fail)?;
+                if let Some(w) = self
+                    .state
+                    .lock()
+                    .expect("poisoned")
+                    .workers
+                    .get_mut(&worker)
+                {
+                    w.reputation += 5;
+                }
+            }
+            Some(Finding::Inconclusive(why)) => {
+                tracing::info!(%worker, job = %hex::encode(job_id), index, "check inconclusive ({why}): the task runs again");
+                self.bump_stats(&job_id, |s| s.inconclusive += 1)
+                    .map_err(fail)?;
+                self.withdraw(&[(job_id, index)], false).map_err(fail)?;
+            }
+            Some(Finding::Mismatch(observed)) => {
+                self.bump_stats(&job_id, |s| {
+                    s.sampled += 1;
+                    s.verify_fuel = s.verify_fuel.saturating_add(observed.fuel_used);
+                })
+                .map_err(fail)?;
+                let proof = FraudProof::sign(
+                    FraudClaim {
+                        task,
+                        receipt: receipt.clone(),
+                        observed: *observed,
+                        validator: self.client.peer_id().to_bytes(),
+                    },
+                    &self.keypair,
+                );
+                tracing::warn!(
+                    %worker,
+                    job = %hex::encode(job_id),
+                    index,
+                    claimed = ?Observed::claimed(&receipt.body),
+                    ?observed,
+                    "FRAUD: a receipt does not re-execute"
+                );
+                self.convict(worker, &proof).map_err(fail)?;
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    client
+                        .publish(protocols::TOPIC_FRAUD, Gossip::Fraud(Box::new(proof)))
+                        .await;
+                });
+            }
+            None => {}
+        }
+        // Done with this check: the job may be finished now.
+        self.store.checks.remove(key).map_err(fail)?;
+        let finished = {
+            let mut st = self.state.lock().expect("poisoned");
+            let left = match st.pending_checks.get_mut(&job_id) {
+                Some(n) => {
+                    *n = n.saturating_sub(1);
+                    *n
+                }
+                None => 0,
+            };
+            if left == 0 {
+                st.pending_checks.remove(&job_id);
+            }
+            let mut progress = self.store.progress.get(&job_id).map_err(fail)?;
+            let finished = left == 0
+                && progress.as_ref().is_some_and(|p| {
+                    p.state == JobState::Running && p.done as usize >= spec.inputs.len()
+                });
+            if finished {
+                if let Some(p) = progress.as_mut() {
+                    p.state = JobState::Done;
+                    self.store.progress.insert(&job_id, p).map_err(fail)?;
+                }
+                st.jobs.remove(&job_id);
+            }
+            finished
+        };
+        self.store.flush().await.map_err(fail)?;
+        if finished {
+            tracing::info!(job = %hex::encode(job_id), "job done (its sampled results checked)");
+        }
+        self.schedule();
+        Ok(())
+    }
+
+    fn bump_stats(&self, job: &Hash, f: impl FnOnce(&mut JobStats)) -> Result<(), StoreError> {
+        let mut stats = self.store.jobstats.get(job)?.unwrap_or_default();
+        f(&mut stats);
+        self.store.jobstats.insert(job, &stats)
+    }
+
+    /// Acts on a proven fraud: stores the proof, blacklists the worker, drops it and
+    /// withdraws every result it delivered in the jobs this validator holds.
+    fn convict(self: &Arc<Self>, worker: PeerId, proof: &FraudProof) -> Result<(), StoreError> {
+        let id = proof.id();
+        if self.blacklisted(&worker).is_some() {
+            self.store.frauds.insert(&id, proof)?;
+            return Ok(());
+        }
+        self.store.frauds.insert(&id, proof)?;
+        self.store.update_reputation(&worker.to_bytes(), |r| {
+            r.blacklisted = Some(id);
+            r.streak = 0;
+        })?;
+        self.state
+            .lock()
+            .expect("poisoned")
+            .blacklist
+            .insert(worker, id);
+        tracing::warn!(%worker, proof = %hex::encode(id), "worker blacklisted");
+        self.drop_worker(&worker, "blacklisted");
+        // Every result of the cheat, in every job here (finished ones too), runs again.
+        let mut tasks = Vec::new();
+        let worker_bytes = worker.to_bytes();
+        for (key, receipt) in self.store.receipts.scan(&[])? {
+            if receipt.body.worker == worker_bytes {
+                if let Some(id) = split_task_key(&key) {
+                    tasks.push(id);
+                }
+            }
+        }
+        self.withdraw(&tasks, true)?;
+        Ok(())
+    }
+
+    /// Withdraws the accepted results of `tasks` (moving their receipts to `revoked` when
+    /// `fraud`) and queues the tasks again; reopens their jobs.
+    fn withdraw(self: &Arc<Self>, tasks: &[TaskId], fraud: bool) -> Result<(), StoreError> {
+        let mut st = self.state.lock().expect("poisoned");
+        let mut count = 0;
+        for &(job_id, index) in tasks {
+            let key = task_key(&job_id, index);
+            let Some(receipt) = self.store.receipts.get(&key)? else {
+                continue;
+            };
+            let Some(record) = self.store.jobs.get(&job_id)? else {
+                continue;
+            };
+            self.store.receipts.remove(&key)?;
+            if fraud {
+                let mut rkey = job_id.to_vec();
+                rkey.extend_from_slice(&receipt.hash());
+                self.store.revoked.insert(&rkey, &receipt)?;
+                let mut stats = self.store.jobstats.get(&job_id)?.unwrap_or_default();
+                stats.revoked += 1;
+                self.store.jobstats.insert(&job_id, &stats)?;
+            }
+            let attempts = self.store.tasks.get(&key)?.map_or(0, |t| t.attempts);
+            self.store.tasks.insert(
+                &key,
+                &TaskRecord {
+                    state: TaskState::Queued,
+                    attempts,
+                },
+            )?;
+            if let Some(mut p) = self.store.progress.get(&job_id)? {
+                p.done = p.done.saturating_sub(1);
+                p.state = JobState::Running;
+                self.store.progress.insert(&job_id, &p)?;
+            }
+            st.jobs.entry(job_id).or_insert_with(|| JobMeta {
+                owner: peer_of(&record.spec.owner),
+                spec: Arc::new(record.spec.clone()),
+            });
+            st.queue.push_front((job_id, index));
+            count += 1;
+        }
+        drop(st);
+        if count > 0 {
+            tracing::info!(count, fraud, "results withdrawn; their tasks run again");
+        }
+        Ok(())
+    }
+
+    /// A fraud proof from another validator: acted on only if it re-checks here.
+    pub(super) async fn on_fraud_gossip(self: Arc<Self>, proof: FraudProof) {
+        let id = proof.id();
+        if matches!(self.store.frauds.get(&id), Ok(Some(_))) {
+            return;
+        }
+        match self.recheck(&proof).await {
+            Ok(worker) => {
+                tracing::warn!(%worker, proof = %hex::encode(id), "a fraud proof from another validator re-checks");
+                if let Err(e) = self.convict(worker, &proof) {
+                    tracing::error!("recording a fraud: {e}");
+                }
+                let _ = self.store.flush().await;
+                self.schedule();
+            }
+            Err(why) => {
+                tracing::warn!(proof = %hex::encode(id), "a fraud proof was refused: {why}");
+            }
+        }
+    }
+
+    /// Checks a fraud proof by re-running its task: it holds only if this validator gets
+    /// exactly the proof's observation (and so not the receipt's). Returns the worker.
+    pub(crate) async fn recheck(&self, proof: &FraudProof) -> Result<PeerId, String> {
+        let (validator, worker) = proof.check_form()?;
+        let task = &proof.claim.task;
+        if proof.claim.receipt.body.engine != self.runtime.fingerprint().0 {
+            return Err("the receipt is from an engine this validator does not run".into());
+        }
+        if task.limits.check().is_err() {
+            return Err("the task's limits are invalid".into());
+        }
+        let max_module = smartnodes_runtime::Limits::DEFAULT.max_module_bytes;
+        for (blob, max) in [(task.module, max_module), (task.input, limits::MAX_BLOB)] {
+            if !self.store.has_blob(&blob).map_err(|e| e.to_string())? {
+                self.blobs
+                    .fetch(validator, blob, max)
+                    .await
+                    .map_err(|e| format!("fetching the task's blobs from the prover: {e}"))?;
+            }
+        }
+        let observed = self.reexecute(task).await?;
+        if !reproducible(observed.verdict) {
+            return Err("the task's verdict is not reproducible".into());
+        }
+        if observed != proof.claim.observed {
+            return Err(format!(
+                "re-running the task gives {observed:?}, not the proof's {:?}",
+                proof.claim.observed
+            ));
+        }
+        Ok(worker)
+    }
+}
