@@ -12,6 +12,7 @@
 //! | `jobstats` | job id | [`JobStats`] | validator: verification counters |
 //! | `revoked` | job id ‖ receipt hash | [`Receipt`] | validator: withdrawn results of frauds |
 //! | `frauds` | proof id | [`FraudProof`] | validator: proofs it made or re-checked |
+//! | `refused` | proof id | [`Refusal`] | validator: proofs that did not re-check |
 //! | `meta` | name | bytes | validator: its sampling secret |
 //! | `assigned` | job id ‖ index | [`Accepted`] | worker: accepted, not yet delivered |
 //! | `outbox` | job id ‖ index | [`Outgoing`] | worker: results not yet acknowledged |
@@ -107,6 +108,15 @@ pub struct Reputation {
     pub timeouts: u64,
     /// The fraud proof that blacklisted it.
     pub blacklisted: Option<Hash>,
+}
+
+/// A fraud proof that did not re-check, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The proof.
+    pub proof: FraudProof,
+    /// Why it was refused.
+    pub reason: String,
 }
 
 /// Verification counters of a job.
@@ -270,6 +280,26 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             .collect()
     }
 
+    /// Changes the value at `key` (the default when absent) with `f`, atomically with
+    /// respect to other updates of the key (a compare-and-swap loop); returns the new value.
+    pub fn update(&self, key: &[u8], mut f: impl FnMut(&mut V)) -> Result<V>
+    where
+        V: Default,
+    {
+        loop {
+            let old = self.tree.get(key)?;
+            let mut value = match &old {
+                Some(bytes) => self.decode(bytes)?,
+                None => V::default(),
+            };
+            f(&mut value);
+            let new = crate::net::proto::encode(&value);
+            if self.tree.compare_and_swap(key, old, Some(new))?.is_ok() {
+                return Ok(value);
+            }
+        }
+    }
+
     /// The entry with the smallest key.
     pub fn first(&self) -> Result<Option<(Vec<u8>, V)>> {
         self.tree
@@ -384,6 +414,8 @@ pub struct Store {
     pub revoked: Table<Receipt>,
     /// Fraud proofs (validator).
     pub frauds: Table<FraudProof>,
+    /// Fraud proofs refused (validator).
+    pub refused: Table<Refusal>,
     meta: sled::Tree,
     blobs: sled::Tree,
     partial: sled::Tree,
@@ -415,6 +447,7 @@ impl Store {
             jobstats: Table::open(&db, "jobstats")?,
             revoked: Table::open(&db, "revoked")?,
             frauds: Table::open(&db, "frauds")?,
+            refused: Table::open(&db, "refused")?,
             meta: db.open_tree("meta")?,
             blobs: db.open_tree("blobs")?,
             partial: db.open_tree("partial")?,
@@ -469,16 +502,13 @@ impl Store {
         Ok(self.reputation.get(peer)?.unwrap_or_default())
     }
 
-    /// Changes a worker's reputation with `f`; returns the new record.
+    /// Changes a worker's reputation with `f` (atomically); returns the new record.
     pub fn update_reputation(
         &self,
         peer: &[u8],
-        f: impl FnOnce(&mut Reputation),
+        f: impl FnMut(&mut Reputation),
     ) -> Result<Reputation> {
-        let mut r = self.reputation_of(peer)?;
-        f(&mut r);
-        self.reputation.insert(peer, &r)?;
-        Ok(r)
+        self.reputation.update(peer, f)
     }
 
     /// A secret of this node (32 random bytes created on first use and kept), e.g. the

@@ -42,8 +42,12 @@ pub fn run(args: StatusArgs) -> Result<u8> {
             .with_context(|| format!("connecting to {}", args.validator))?;
         let answer = session.status(job).await.context("asking for the status")?;
         session.close().await;
-        let (jobs, workers) = match answer {
-            JobResponse::Status { jobs, workers } => (jobs, workers),
+        let (jobs, workers, proofs) = match answer {
+            JobResponse::Status {
+                jobs,
+                workers,
+                proofs,
+            } => (jobs, workers, proofs),
             JobResponse::Rejected { reason } => bail!("the validator refused: {reason}"),
             _ => bail!("unexpected answer"),
         };
@@ -55,31 +59,61 @@ pub fn run(args: StatusArgs) -> Result<u8> {
                     "state": j.state,
                     "total": j.total,
                     "done": j.done,
+                    "sampled": j.sampled,
+                    "verify_fuel": j.verify_fuel,
+                    "total_fuel": j.total_fuel,
+                    "verification_cost": cost(j.verify_fuel, j.total_fuel),
+                    "revoked": j.revoked,
                     "tasks": j.tasks,
                 })).collect::<Vec<_>>(),
                 "workers": workers,
+                "proofs": proofs,
             });
             writeln!(out, "{json}")?;
             return Ok(0);
         }
         writeln!(out, "workers: {}", workers.len())?;
         for w in &workers {
-            writeln!(
-                out,
-                "  {} slots {} running {} reputation {}",
-                w.peer, w.capacity, w.running, w.reputation
-            )?;
+            let mut line = format!(
+                "  {} slots {} running {} reputation {} verified {} timeouts {}",
+                w.peer, w.capacity, w.running, w.reputation, w.verified, w.timeouts
+            );
+            if !w.connected {
+                line += " (gone)";
+            }
+            if let Some(proof) = &w.blacklisted {
+                line += &format!(" BLACKLISTED by proof {proof}");
+            }
+            writeln!(out, "{line}")?;
+        }
+        if !proofs.is_empty() {
+            writeln!(out, "fraud proofs: {}", proofs.len())?;
+            for p in &proofs {
+                match &p.refused_because {
+                    None => writeln!(out, "  {} against {} (proven)", p.id, p.worker)?,
+                    Some(why) => writeln!(
+                        out,
+                        "  {} against {} by {}: REFUSED, {why}",
+                        p.id, p.worker, p.validator
+                    )?,
+                }
+            }
         }
         writeln!(out, "jobs: {}", jobs.len())?;
         for j in &jobs {
-            writeln!(
-                out,
-                "  {} {} {}/{} done",
+            let mut line = format!(
+                "  {} {} {}/{} done, {} sampled (verification cost {:.1} %)",
                 hex::encode(j.job_id),
                 j.state,
                 j.done,
-                j.total
-            )?;
+                j.total,
+                j.sampled,
+                100.0 * cost(j.verify_fuel, j.total_fuel)
+            );
+            if j.revoked > 0 {
+                line += &format!(", {} results withdrawn (fraud) and re-run", j.revoked);
+            }
+            writeln!(out, "{line}")?;
             for t in &j.tasks {
                 let mut line = format!("    task {} {}", t.index, t.state);
                 if let Some(w) = &t.worker {
@@ -97,4 +131,13 @@ pub fn run(args: StatusArgs) -> Result<u8> {
         }
         Ok(0)
     })
+}
+
+/// Fuel spent re-executing over fuel of all results.
+fn cost(verify_fuel: u64, total_fuel: u64) -> f64 {
+    if total_fuel == 0 {
+        0.0
+    } else {
+        verify_fuel as f64 / total_fuel as f64
+    }
 }

@@ -338,6 +338,8 @@ pub enum JobResponse {
         jobs: Vec<JobStatus>,
         /// Workers the validator knows.
         workers: Vec<WorkerStatus>,
+        /// Fraud proofs the validator made, accepted or refused (at most 256).
+        proofs: Vec<ProofStatus>,
     },
     /// Some results (at most as many as fit in a message; ask again for more).
     Results {
@@ -413,6 +415,22 @@ pub struct WorkerStatus {
     pub connected: bool,
     /// The id (hex) of the fraud proof that blacklisted it.
     pub blacklisted: Option<String>,
+}
+
+/// A fraud proof as `status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProofStatus {
+    /// The proof id (hex).
+    pub id: String,
+    /// The accused worker.
+    pub worker: String,
+    /// The validator that made the proof.
+    pub validator: String,
+    /// Whether this validator holds it proven (it made it, or re-ran the task and got
+    /// the proof's observation).
+    pub accepted: bool,
+    /// Why it was refused.
+    pub refused_because: Option<String>,
 }
 
 /// `/smartnodes/task/1` requests.

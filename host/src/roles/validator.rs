@@ -816,12 +816,16 @@ impl Validator {
                 )?;
                 self.store.receipts.insert(&key, &result.receipt)?;
                 self.store.leases.remove(&key)?;
-                let mut stats = self.store.jobstats.get(&id.0)?.unwrap_or_default();
-                stats.total_fuel = stats.total_fuel.saturating_add(body.fuel_used);
-                self.store.jobstats.insert(&id.0, &stats)?;
+                self.store.jobstats.update(&id.0, |s| {
+                    s.total_fuel = s.total_fuel.saturating_add(body.fuel_used)
+                })?;
                 if sampled {
+                    // (A withdrawn result's check may still be queued under this key: the
+                    // new receipt replaces it, and the count stays one per key.)
+                    if self.store.checks.get(&key)?.is_none() {
+                        *st.pending_checks.entry(id.0).or_default() += 1;
+                    }
                     self.store.checks.insert(&key, &result.receipt)?;
-                    *st.pending_checks.entry(id.0).or_default() += 1;
                 }
                 let mut job = self.store.progress.get(&id.0)?.unwrap_or(JobProgress {
                     state: JobState::Running,
@@ -1112,6 +1116,28 @@ impl Validator {
                 revoked: stats.revoked,
             });
         }
-        JobResponse::Status { jobs, workers }
+        let mut proofs = Vec::new();
+        let accepted = self.store.frauds.scan(&[]).unwrap_or_default();
+        let refused = self.store.refused.scan(&[]).unwrap_or_default();
+        let show = |proof: &FraudProof, accepted: bool, reason: Option<String>| ProofStatus {
+            id: hex::encode(proof.id()),
+            worker: peer_of(&proof.claim.receipt.body.worker)
+                .map_or_else(|| "?".into(), |p| p.to_string()),
+            validator: peer_of(&proof.claim.validator)
+                .map_or_else(|| "?".into(), |p| p.to_string()),
+            accepted,
+            refused_because: reason,
+        };
+        for (_, proof) in accepted.iter().take(128) {
+            proofs.push(show(proof, true, None));
+        }
+        for (_, r) in refused.iter().take(128) {
+            proofs.push(show(&r.proof, false, Some(r.reason.clone())));
+        }
+        JobResponse::Status {
+            jobs,
+            workers,
+            proofs,
+        }
     }
 }

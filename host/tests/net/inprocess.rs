@@ -79,7 +79,7 @@ async fn a_job_waits_for_workers_and_status_says_why() {
     // The module is too large to travel inline: the validator first fetches it from us.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let (jobs, workers) = loop {
-        let JobResponse::Status { jobs, workers } = session.status(Some(job_id)).await.unwrap()
+        let JobResponse::Status { jobs, workers, .. } = session.status(Some(job_id)).await.unwrap()
         else {
             panic!("no status")
         };

@@ -3,10 +3,12 @@
 //! - `inprocess`: validators, workers and a user in one tokio runtime;
 //! - `multiprocess`: real `smartnodes` processes on loopback;
 //! - `blobs`: large transfers and corrupted chunks;
-//! - `fuzz`: garbage and oversized messages against the decoders and a live node.
+//! - `fuzz`: garbage and oversized messages against the decoders and a live node;
+//! - `verify`: cheaters caught, proven and blacklisted; honest workers never accused.
 
 mod blobs;
 mod common;
 mod fuzz;
 mod inprocess;
 mod multiprocess;
+mod verify;

@@ -22,6 +22,7 @@
 //!   re-run the task itself and got the proof's observation; a forged proof is refused.
 
 use super::*;
+use crate::store::Refusal;
 use smartnodes_runtime::{TaskInput, TrapCode, Verdict};
 
 /// Whether a verdict code is the same on every machine (see
@@ -29,6 +30,10 @@ use smartnodes_runtime::{TaskInput, TrapCode, Verdict};
 fn reproducible(code: (u8, i64)) -> bool {
     code != Verdict::Trapped(TrapCode::StackOverflow).code()
 }
+
+/// Refused proofs remembered at most (beyond that they are re-checked when they come
+/// again, which costs a re-execution but nothing else).
+const MAX_REFUSED: usize = 10_000;
 
 /// What a check concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,20 +229,15 @@ impl Validator {
             }
             None => {}
         }
-        // Done with this check: the job may be finished now.
-        self.store.checks.remove(key).map_err(fail)?;
+        // Done with this check (unless a newer receipt for the task took its place in the
+        // queue meanwhile): the job may be finished now.
         let finished = {
             let mut st = self.state.lock().expect("poisoned");
-            let left = match st.pending_checks.get_mut(&job_id) {
-                Some(n) => {
-                    *n = n.saturating_sub(1);
-                    *n
-                }
-                None => 0,
-            };
-            if left == 0 {
-                st.pending_checks.remove(&job_id);
+            if self.store.checks.get(key).map_err(fail)?.as_ref() == Some(receipt) {
+                self.store.checks.remove(key).map_err(fail)?;
+                Self::uncount_check(&mut st, &job_id);
             }
+            let left = st.pending_checks.get(&job_id).copied().unwrap_or(0);
             let mut progress = self.store.progress.get(&job_id).map_err(fail)?;
             let finished = left == 0
                 && progress.as_ref().is_some_and(|p| {
@@ -260,10 +260,19 @@ impl Validator {
         Ok(())
     }
 
-    fn bump_stats(&self, job: &Hash, f: impl FnOnce(&mut JobStats)) -> Result<(), StoreError> {
-        let mut stats = self.store.jobstats.get(job)?.unwrap_or_default();
-        f(&mut stats);
-        self.store.jobstats.insert(job, &stats)
+    /// One check fewer pending for `job` (called with the state locked, with the removal of
+    /// its key from the `checks` tree).
+    fn uncount_check(st: &mut State, job: &Hash) {
+        if let Some(n) = st.pending_checks.get_mut(job) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                st.pending_checks.remove(job);
+            }
+        }
+    }
+
+    fn bump_stats(&self, job: &Hash, f: impl FnMut(&mut JobStats)) -> Result<(), StoreError> {
+        self.store.jobstats.update(job, f).map(|_| ())
     }
 
     /// Acts on a proven fraud: stores the proof, blacklists the worker, drops it and
@@ -314,13 +323,16 @@ impl Validator {
                 continue;
             };
             self.store.receipts.remove(&key)?;
+            // Its check, if one is queued, is moot now.
+            if self.store.checks.get(&key)?.is_some() {
+                self.store.checks.remove(&key)?;
+                Self::uncount_check(&mut st, &job_id);
+            }
             if fraud {
                 let mut rkey = job_id.to_vec();
                 rkey.extend_from_slice(&receipt.hash());
                 self.store.revoked.insert(&rkey, &receipt)?;
-                let mut stats = self.store.jobstats.get(&job_id)?.unwrap_or_default();
-                stats.revoked += 1;
-                self.store.jobstats.insert(&job_id, &stats)?;
+                self.bump_stats(&job_id, |s| s.revoked += 1)?;
             }
             let attempts = self.store.tasks.get(&key)?.map_or(0, |t| t.attempts);
             self.store.tasks.insert(
@@ -352,7 +364,9 @@ impl Validator {
     /// A fraud proof from another validator: acted on only if it re-checks here.
     pub(super) async fn on_fraud_gossip(self: Arc<Self>, proof: FraudProof) {
         let id = proof.id();
-        if matches!(self.store.frauds.get(&id), Ok(Some(_))) {
+        if matches!(self.store.frauds.get(&id), Ok(Some(_)))
+            || matches!(self.store.refused.get(&id), Ok(Some(_)))
+        {
             return;
         }
         match self.recheck(&proof).await {
@@ -366,6 +380,13 @@ impl Validator {
             }
             Err(why) => {
                 tracing::warn!(proof = %hex::encode(id), "a fraud proof was refused: {why}");
+                // Remembered (so it is not re-run again), within a bound.
+                if self.store.refused.len() < MAX_REFUSED {
+                    let refusal = Refusal { proof, reason: why };
+                    if let Err(e) = self.store.refused.insert(&id, &refusal) {
+                        tracing::error!("recording a refused proof: {e}");
+                    }
+                }
             }
         }
     }
