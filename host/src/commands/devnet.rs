@@ -54,10 +54,10 @@ pub struct DevnetArgs {
     /// Keep the network up after the jobs, until Ctrl-C, and print how to use it.
     #[arg(long)]
     pub keep_running: bool,
-    /// Print the report as one JSON object on stdout (no progress display).
+    /// Print the report as one JSON object on stdout (progress: plain lines on stderr).
     #[arg(long)]
     pub json: bool,
-    /// No progress display.
+    /// No progress display (errors and the report only).
     #[arg(short, long)]
     pub quiet: bool,
     /// Give up on a job after this many seconds without a new result.
@@ -100,7 +100,8 @@ pub fn run(args: DevnetArgs) -> Result<u8> {
     config.mode = mode;
     config.job_timeout = Duration::from_secs(args.timeout);
 
-    let ui = Ui::new(args.quiet || args.json);
+    // --json: no bars; plain lines on stderr (stdout is the report alone).
+    let ui = Ui::new(args.quiet, args.json);
     if !args.quiet {
         eprintln!("devnet data dir: {}", data_dir.display());
     }
@@ -186,10 +187,10 @@ enum Ui {
 }
 
 impl Ui {
-    fn new(quiet: bool) -> Ui {
+    fn new(quiet: bool, plain: bool) -> Ui {
         if quiet {
             Ui::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if !plain && std::io::stderr().is_terminal() {
             let multi = MultiProgress::new();
             let live = multi.add(ProgressBar::new_spinner());
             live.set_style(
