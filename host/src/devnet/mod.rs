@@ -527,12 +527,18 @@ impl Devnet {
             .collect();
         if !cheaters.is_empty() {
             let deadline = Instant::now() + CHEATER_GRACE;
+            let mut noted = false;
             loop {
                 let blacklisted = self.blacklisted().await;
                 if cheaters.is_subset(&blacklisted) || Instant::now() >= deadline {
                     break;
                 }
-                obs.note("waiting for the validators to blacklist the cheater(s)");
+                if !noted {
+                    obs.note(&format!(
+                        "waiting up to {CHEATER_GRACE:?} for the validators to blacklist the cheater(s)"
+                    ));
+                    noted = true;
+                }
                 self.refresh_live(&mut live).await;
                 obs.live(&live);
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -671,13 +677,32 @@ impl Devnet {
                 artifact: None,
             };
             match result {
-                Ok(report) => {
+                Ok(mut report) => {
                     row.job_id = Some(hex::encode(report.job_id));
                     if let Some(st) = job_statuses.iter().find(|s| s.job_id == report.job_id) {
                         row.sampled = st.sampled;
                         row.revoked = st.revoked;
                         row.verify_fuel = st.verify_fuel;
                         row.total_fuel = st.total_fuel;
+                    }
+                    // Results the validator withdrew (their worker was proven a fraud)
+                    // were run again: what counts is its record now, not what was first
+                    // pushed to us. Fetched afresh, and checked like the first ones.
+                    let wrong = report
+                        .tasks
+                        .iter()
+                        .zip(&job.expected)
+                        .any(|(t, e)| t.output != *e);
+                    if row.revoked > 0 && wrong {
+                        let session = &self.sessions[job.number % self.sessions.len()];
+                        let timeout = self.config.job_timeout.min(Duration::from_secs(60));
+                        match session
+                            .wait(report.job_id, report.tasks.len() as u32, timeout, |_, _| {})
+                            .await
+                        {
+                            Ok(again) => report = again,
+                            Err(e) => tracing::warn!("fetching revised results: {e}"),
+                        }
                     }
                     for (t, expected) in report.tasks.iter().zip(&job.expected) {
                         *tasks_by_worker.entry(t.worker.to_string()).or_default() += 1;
