@@ -134,6 +134,8 @@ struct Running {
     child: Child,
     pids: Vec<u32>,
     stderr: mpsc::Receiver<String>,
+    /// The `smartnodes submit ...` lines it printed.
+    submit_lines: Vec<String>,
 }
 
 impl Drop for Running {
@@ -180,6 +182,7 @@ fn start_kept_running(dir: &Path, nodes: usize) -> Running {
         child,
         pids: Vec::new(),
         stderr: rx,
+        submit_lines: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -190,8 +193,11 @@ fn start_kept_running(dir: &Path, nodes: usize) -> Running {
         if let Some(pid) = node_pid(&line) {
             running.pids.push(pid);
         }
-        if line.contains("the network keeps running") {
+        if line.contains("smartnodes status --validator") {
             break;
+        }
+        if line.trim_start().starts_with("smartnodes submit ") {
+            running.submit_lines.push(line.trim().to_string());
         }
     }
     assert_eq!(running.pids.len(), nodes, "a pid per node");
@@ -268,9 +274,34 @@ fn killing_the_devnet_leaves_no_child_process() {
 }
 
 #[test]
-fn interrupting_the_devnet_stops_every_node_cleanly() {
+fn a_kept_running_devnet_takes_jobs_and_stops_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let mut running = start_kept_running(dir.path(), 3);
+
+    // The network it keeps up takes a job from another process, as the printed line says.
+    assert_eq!(running.submit_lines.len(), 1, "one per validator");
+    let validator = running.submit_lines[0]
+        .split_once("--validator ")
+        .unwrap()
+        .1
+        .to_string();
+    let input = dir.path().join("n.txt");
+    std::fs::write(&input, "1000").unwrap();
+    let out_dir = dir.path().join("submitted");
+    let submit = Command::new(BIN)
+        .args(["submit", "example:primes", "--input"])
+        .arg(&input)
+        .args(["--validator", &validator, "--timeout", "30", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        submit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
+    assert_eq!(std::fs::read(out_dir.join("0.out")).unwrap(), b"168 997\n");
+
     let status = Command::new("kill")
         .args(["-INT", &running.child.id().to_string()])
         .status()
