@@ -433,6 +433,7 @@ impl Devnet {
 
     /// Whether epochs are tracked (a chain is connected).
     pub fn has_chain(&self) -> bool {
+        // Issue 6: also true when the in-process harness runs a chain.
         self.chain.is_some()
     }
 
@@ -546,13 +547,16 @@ impl Devnet {
         }
 
         // Chain: wait for the epochs (the chain's own progress, with a generous bound).
-        if self.chain.is_some() {
+        if self.has_chain() {
             let bound = Duration::from_secs(
                 self.config.epoch_secs * (chain::EPOCHS_TO_WAIT_FOR as u64 + 2) * 3,
             );
             let deadline = Instant::now() + bound;
             loop {
-                let snap = self.chain_snapshot().await?;
+                let snap = match self.chain_snapshot().await {
+                    Some(r) => r?,
+                    None => break,
+                };
                 if snap.epochs_executed() >= chain::EPOCHS_TO_WAIT_FOR {
                     break;
                 }
@@ -591,10 +595,13 @@ impl Devnet {
         Ok(())
     }
 
-    async fn chain_snapshot(&self) -> Result<ChainSnapshot, DevnetError> {
+    /// THE place the devnet reads the chain (the live line, the epoch wait, the report):
+    /// `None` without a chain. Issue 6 may answer from [`ChainView`] (set by
+    /// [`connect_chain`]) or, in process, from the harness's chain via `self.backend`.
+    async fn chain_snapshot(&self) -> Option<Result<ChainSnapshot, DevnetError>> {
         match &self.chain {
-            Some(c) => c.snapshot().await,
-            None => Err(DevnetError::Chain("no chain".into())),
+            Some(c) => Some(c.snapshot().await),
+            None => None,
         }
     }
 
@@ -605,11 +612,9 @@ impl Devnet {
             .filter_map(|w| w.blacklisted.clone())
             .collect::<BTreeSet<_>>()
             .len();
-        if let Some(c) = &self.chain {
-            if let Ok(snap) = c.snapshot().await {
-                live.epochs_executed = Some(snap.epochs_executed());
-                live.sno_minted = Some(snap.sno_minted);
-            }
+        if let Some(Ok(snap)) = self.chain_snapshot().await {
+            live.epochs_executed = Some(snap.epochs_executed());
+            live.sno_minted = Some(snap.sno_minted);
         }
     }
 
@@ -725,10 +730,7 @@ impl Devnet {
             job_rows.push(row);
         }
 
-        let chain = match &self.chain {
-            Some(c) => Some(c.snapshot().await?),
-            None => None,
-        };
+        let chain = self.chain_snapshot().await.transpose()?;
         let mut node_rows = Vec::new();
         for n in &self.nodes {
             let peer = n.peer_id.to_string();

@@ -451,3 +451,113 @@ impl DevnetReport {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::chain::EpochRecord;
+    use super::*;
+
+    fn node(name: &str, cheater: bool, blacklisted: bool) -> NodeRow {
+        NodeRow {
+            name: name.into(),
+            role: "worker",
+            peer_id: format!("peer-{name}"),
+            eth_address: format!("0xAb{name}"),
+            cheater,
+            tasks: 1,
+            jobs: 0,
+            reputation: Some(1),
+            verified: 0,
+            blacklisted: blacklisted.then(|| "proof".to_string()),
+            balance: None,
+        }
+    }
+
+    fn report(nodes: Vec<NodeRow>, chain: Option<ChainSnapshot>) -> DevnetReport {
+        DevnetReport {
+            data_dir: PathBuf::from("/tmp/x"),
+            elapsed: Duration::from_secs(1),
+            jobs: vec![JobRow {
+                number: 0,
+                kind: "primes".into(),
+                validator: "validator-0".into(),
+                job_id: None,
+                tasks: 2,
+                completed: 2,
+                correct: 2,
+                sampled: 1,
+                revoked: 0,
+                verify_fuel: 10,
+                total_fuel: 40,
+                seconds: 1.0,
+                error: None,
+                artifact: None,
+            }],
+            nodes,
+            artifacts: Vec::new(),
+            chain,
+            frauds_proven: 0,
+        }
+    }
+
+    fn epoch(number: u64, executed: bool) -> EpochRecord {
+        EpochRecord {
+            number,
+            proposer: "0x01".into(),
+            votes: 2,
+            gas_used: 100,
+            executed,
+        }
+    }
+
+    #[test]
+    fn success_needs_every_cheater_caught_and_no_honest_worker_flagged() {
+        let ok = report(vec![node("a", true, true), node("b", false, false)], None);
+        assert!(ok.success(), "{:?}", ok.problems());
+        assert_eq!(ok.jobs[0].verification_cost(), 0.25);
+        let missed = report(vec![node("a", true, false), node("b", false, false)], None);
+        assert!(!missed.success());
+        assert!(missed.problems()[0].contains("was not caught"));
+        let flagged = report(vec![node("b", false, true)], None);
+        assert!(!flagged.success());
+        assert_eq!(flagged.to_json()["honest_workers_flagged"], 1);
+        let mut wrong = report(vec![node("b", false, false)], None);
+        wrong.jobs[0].correct = 1;
+        assert!(!wrong.success());
+        assert_eq!(wrong.to_json()["jobs_completed"], 0);
+    }
+
+    #[test]
+    fn chain_fields_only_with_a_chain_and_two_executed_epochs_needed() {
+        let none = report(vec![node("b", false, false)], None).to_json();
+        assert!(none["chain"].is_null());
+        assert!(none.get("epochs_executed").is_none());
+        assert!(none["nodes"][0].get("sno_earned").is_none());
+
+        let mut snap = ChainSnapshot {
+            endpoint: "embedded".into(),
+            epochs: vec![epoch(1, true), epoch(2, false)],
+            sno_minted: 3_000_000_000_000_000_000,
+            sno_claimed: 1_000_000_000_000_000_000,
+            balances: vec![NodeBalance {
+                address: "0xabB".into(),
+                earned: 2_000_000_000_000_000_000,
+                claimed: 1_000_000_000_000_000_000,
+            }],
+        };
+        let one = report(vec![node("b", false, false)], Some(snap.clone()));
+        assert!(!one.success());
+        assert!(one.problems()[0].contains("only 1 epochs"));
+        snap.epochs[1].executed = true;
+        let two = report(vec![node("b", false, false)], Some(snap));
+        assert!(two.success());
+        let j = two.to_json();
+        assert_eq!(j["epochs_executed"], 2);
+        assert_eq!(j["sno_minted"], 3.0);
+        assert_eq!(j["sno_claimed"], 1.0);
+        // The node's balance is found by address, whatever the case of its checksum.
+        assert_eq!(j["nodes"][0]["sno_earned"], 2.0);
+        assert_eq!(j["nodes"][0]["sno_claimed_wei"], "1000000000000000000");
+        assert!(two.to_table().contains("2 executed"));
+    }
+}
