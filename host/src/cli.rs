@@ -20,6 +20,16 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole network on one machine: validators, workers (one cheating), jobs from
+    /// the examples, a report.
+    ///
+    /// Starts the nodes (in this process, or each as a `smartnodes node` process with
+    /// --processes), submits jobs round-robin over the validators, checks every output
+    /// against a local run, writes the merged word counts and the stitched Mandelbrot image
+    /// to the data dir and prints a report (per job, node and epoch). Exit status: 0 every
+    /// job finished with correct outputs and every cheater was caught, 1 otherwise, 2 an
+    /// error. Ctrl-C stops every node.
+    Devnet(crate::commands::devnet::DevnetArgs),
     /// Run one task locally in the deterministic sandbox, like `wasmtime run` but metered.
     ///
     /// Writes the task's output to stdout (or, with --json, one JSON object describing the

@@ -6,13 +6,14 @@
 //!
 //! ## Layout
 //! - [`cli`]: the command-line interface (clap);
-//! - [`commands`]: one module per subcommand (`run`, `node`, `submit`, `status`, `keys`);
+//! - [`commands`]: one module per subcommand (`devnet`, `run`, `node`, `submit`, `status`, `keys`);
 //! - [`identity`]: a node's libp2p and Ethereum keys, kept in its data dir;
 //! - [`net`]: the libp2p swarm (one event loop, a cloneable client), the wire types
 //!   ([`net::proto`]) and their size-limited codec;
 //! - [`store`]: the node's state in sled (typed trees, big-endian keys);
 //! - [`roles`]: validator, worker and user logic, and [`roles::start_node`];
-//! - [`harness`]: an in-process network (tests, benchmarks, the devnet).
+//! - [`harness`]: an in-process network (tests, benchmarks, the devnet);
+//! - [`devnet`]: `smartnodes devnet`, the whole network on one machine.
 //!
 //! ## A job's path
 //! The user stores its blobs, sends the `JobSpec` (small blobs inline) to a validator; the
@@ -25,6 +26,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod devnet;
 pub mod harness;
 pub mod identity;
 pub mod net;

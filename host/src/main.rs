@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         .init();
 
     let result = match cli.command {
+        Command::Devnet(args) => smartnodes::commands::devnet::run(args),
         Command::Run(args) => smartnodes::commands::run::run(args),
         Command::Node(args) => smartnodes::commands::node::run(args),
         Command::Submit(args) => smartnodes::commands::submit::run(args),

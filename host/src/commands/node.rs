@@ -37,10 +37,19 @@ pub struct NodeArgs {
     /// catch it, prove it and blacklist it.
     #[arg(long, value_name = "MODE[:RATE]")]
     pub cheat: Option<crate::roles::cheat::Cheat>,
+    /// Exit (cleanly, as on SIGTERM) when the process PID, our parent, dies (Linux only).
+    /// Set by `smartnodes devnet --processes` so that nothing outlives it.
+    #[arg(long, value_name = "PID", hide = true)]
+    pub parent_pid: Option<u32>,
 }
 
 /// Runs the node; prints `listening on <multiaddr>` lines on stdout once it listens.
 pub fn run(args: NodeArgs) -> Result<u8> {
+    if let Some(parent) = args.parent_pid {
+        crate::devnet::procs::exit_with_parent(parent)
+            .map_err(anyhow::Error::msg)
+            .context("--parent-pid")?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,7 +81,7 @@ pub fn run(args: NodeArgs) -> Result<u8> {
         }
         // Handlers first: a signal sent as soon as the address is printed must reach them,
         // not the default action (which kills the process without a clean shutdown).
-        let shutdown = ShutdownSignal::install().context("installing signal handlers")?;
+        let mut shutdown = ShutdownSignal::install().context("installing signal handlers")?;
         let node = start_node(config, None)
             .await
             .context("starting the node")?;
@@ -92,7 +101,7 @@ pub fn run(args: NodeArgs) -> Result<u8> {
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), listened for from the moment it is installed.
-struct ShutdownSignal {
+pub(crate) struct ShutdownSignal {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -100,7 +109,7 @@ struct ShutdownSignal {
 }
 
 impl ShutdownSignal {
-    fn install() -> std::io::Result<ShutdownSignal> {
+    pub(crate) fn install() -> std::io::Result<ShutdownSignal> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -115,7 +124,7 @@ impl ShutdownSignal {
         }
     }
 
-    async fn wait(mut self) {
+    pub(crate) async fn wait(&mut self) {
         #[cfg(unix)]
         {
             tokio::select! {
@@ -125,7 +134,7 @@ impl ShutdownSignal {
         }
         #[cfg(not(unix))]
         {
-            let _ = &mut self;
+            let _ = self;
             let _ = tokio::signal::ctrl_c().await;
         }
     }
