@@ -1,8 +1,7 @@
 //! `smartnodes devnet` as a user runs it: the real binary, its exit status, its JSON
 //! report, its output files, and the child processes it leaves behind (none).
 //!
-//! Pending other issues (see the ignored tests): the cheater assertions need verification
-//! (issue 5), the epoch and SNO assertions and anvil need the chain (issue 6).
+//! Pending the chain (issue 6): the epoch and SNO assertions and the anvil run (ignored).
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -44,7 +43,7 @@ fn check_report(json: &Value, dir: &Path) {
     assert_eq!(json["honest_workers_flagged"], 0);
     assert_eq!(json["success"], true);
     assert_eq!(json["problems"].as_array().unwrap().len(), 0);
-    // Every cheater is blacklisted (vacuous with --cheaters 0; see the ignored test).
+    // Every cheater is blacklisted.
     let blacklisted = json["blacklisted"].as_array().unwrap();
     for c in json["cheaters"].as_array().unwrap() {
         assert!(blacklisted.contains(c), "cheater {c} not blacklisted");
@@ -209,10 +208,16 @@ fn start_kept_running(dir: &Path, nodes: usize) -> Running {
 fn devnet_with_defaults_completes_every_job_correctly() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    // --cheaters 0 until verification (issue 5) is merged: see the ignored test below.
-    let (out, json) = devnet(dir.path(), &["--cheaters", "0"]);
+    let (out, json) = devnet(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{json:#}");
     check_report(&json, dir.path());
+    // The default cheater is caught, proven and blacklisted; no honest worker is.
+    let cheaters = json["cheaters"].as_array().unwrap();
+    assert_eq!(cheaters.len(), 1);
+    assert_eq!(json["blacklisted"], Value::Array(cheaters.clone()));
+    assert!(json["frauds_proven"].as_u64().unwrap() >= 1);
+    assert!(json["tasks_sampled"].as_u64().unwrap() >= 1);
+    assert_eq!(json["honest_workers_flagged"], 0);
     assert_eq!(json["jobs_total"], 4);
     assert_eq!(json["tasks_total"], 4 * 64);
     assert_eq!(json["nodes"].as_array().unwrap().len(), 3 + 5);
@@ -346,21 +351,6 @@ fn a_chain_url_is_refused_until_chain_support_lands() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not merged yet"), "{stderr}");
     assert!(!dir.path().join("nodes").exists(), "nothing was started");
-}
-
-#[test]
-#[ignore = "needs verification (issue 5): then un-ignore"]
-fn devnet_with_defaults_catches_the_cheater() {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, json) = devnet(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(0), "{json:#}");
-    check_report(&json, dir.path());
-    let cheaters = json["cheaters"].as_array().unwrap();
-    assert_eq!(cheaters.len(), 1);
-    assert_eq!(json["blacklisted"], Value::Array(cheaters.clone()));
-    assert!(json["frauds_proven"].as_u64().unwrap() >= 1);
-    assert!(json["tasks_sampled"].as_u64().unwrap() >= 1);
-    // With the chain (issue 6), add: epochs_executed >= 2, sno_claimed <= sno_minted.
 }
 
 #[test]

@@ -627,6 +627,7 @@ impl Devnet {
                 Ok(JobResponse::Status {
                     jobs: j,
                     workers: w,
+                    ..
                 }) => {
                     jobs.extend(j);
                     workers.extend(w);
