@@ -29,6 +29,10 @@ pub struct SubmitArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Ask the validator to re-execute at least this share of the results, in percent
+    /// (default: the validator's own rate, 5 % unless it says otherwise).
+    #[arg(long, value_name = "PERCENT")]
+    pub sample_rate: Option<f64>,
     /// Give up after this many seconds without a new result.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
@@ -45,8 +49,13 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
     anyhow::ensure!(args.fuel > 0, "--fuel must be at least 1");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let sample_ppm = match args.sample_rate {
+        None => 0,
+        Some(p) if (0.0..=100.0).contains(&p) => (p * 10_000.0).round() as u32,
+        Some(p) => anyhow::bail!("--sample-rate is a percentage between 0 and 100, not {p}"),
+    };
     let job = JobRequestSpec {
-        sample_ppm: 0,
+        sample_ppm,
         module,
         inputs,
         limits: JobLimits {
