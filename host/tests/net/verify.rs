@@ -332,3 +332,49 @@ async fn a_forged_fraud_proof_is_refused() {
     session.close().await;
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_may_ask_for_more_checks() {
+    crate::common::init_logging();
+    let net = Network::start(NetworkConfig::default()).await.unwrap();
+    let session = UserSession::connect(net.validator_addr()).await.unwrap();
+    let sampled = |job_id| {
+        let session = &session;
+        async move {
+            match session.status(Some(job_id)).await.unwrap() {
+                JobResponse::Status { jobs, .. } => jobs[0].sampled,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    // Workers earn a record first (new workers are checked every time).
+    let warm = session
+        .run_job(
+            &wordcount(inputs(0, 300)),
+            Duration::from_secs(60),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert!(sampled(warm.job_id).await < 300);
+    let plain = session
+        .run_job(
+            &wordcount(inputs(1, 100)),
+            Duration::from_secs(60),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+    let mut all = wordcount(inputs(2, 100));
+    all.sample_ppm = 1_000_000;
+    let checked = session
+        .run_job(&all, Duration::from_secs(60), |_, _| {})
+        .await
+        .unwrap();
+    let (p, c) = (sampled(plain.job_id).await, sampled(checked.job_id).await);
+    eprintln!("sampled: {p} of 100 by default, {c} of 100 when the job asks for 100 %");
+    assert!(p < 100, "{p}");
+    assert_eq!(c, 100);
+    session.close().await;
+    net.stop().await;
+}
