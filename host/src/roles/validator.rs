@@ -31,6 +31,9 @@ use tokio::sync::mpsc;
 
 type TaskId = (Hash, u32);
 
+/// How long a job record (which validator holds a job) stays valid in the DHT.
+const JOB_RECORD_TTL_SECS: u64 = 24 * 3600;
+
 #[derive(Debug)]
 struct WorkerInfo {
     /// Slots the worker advertised.
@@ -377,8 +380,19 @@ impl Validator {
         } else {
             self.start_job(job_id);
         }
+        // Who holds the job: a signed, expiring DHT record, and an announcement.
+        let record = SignedRecord::sign(
+            RecordBody::Job {
+                job_id,
+                validator: self.client.peer_id().to_bytes(),
+                tasks,
+                expires: unix_now() + JOB_RECORD_TTL_SECS,
+            },
+            &self.keypair,
+        );
         let client = self.client.clone();
         tokio::spawn(async move {
+            client.put_record(record).await;
             client
                 .publish(protocols::TOPIC_JOBS, Gossip::JobAdmitted { job_id, tasks })
                 .await;

@@ -100,7 +100,7 @@ async fn a_job_waits_for_workers_and_status_says_why() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_publish_signed_role_records_in_the_dht() {
+async fn workers_and_jobs_have_signed_records_in_the_dht() {
     crate::common::init_logging();
     let net = Network::start(NetworkConfig {
         workers: 2,
@@ -133,5 +133,44 @@ async fn workers_publish_signed_role_records_in_the_dht() {
             other => panic!("unexpected record {other:?}"),
         }
     }
+
+    // A job admitted by the validator is findable by its id: a signed record naming it.
+    let session = UserSession::connect(net.validator_addr()).await.unwrap();
+    let job_id = session
+        .submit(&JobRequestSpec {
+            sample_ppm: 0,
+            module: smartnodes_examples::WORDCOUNT.to_vec(),
+            inputs: wordcount_inputs(3),
+            limits: JobLimits::default(),
+        })
+        .await
+        .unwrap();
+    let key = smartnodes::net::proto::RecordBody::Job {
+        job_id,
+        validator: Vec::new(),
+        tasks: 0,
+        expires: 0,
+    }
+    .key();
+    let worker = &net.workers[0].client;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let record = loop {
+        if let Some(r) = worker.get_record(key.clone()).await {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no job record");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    record.verify(smartnodes::net::proto::unix_now()).unwrap();
+    match record.body {
+        smartnodes::net::proto::RecordBody::Job {
+            validator, tasks, ..
+        } => {
+            assert_eq!(validator, net.validators[0].peer_id().to_bytes());
+            assert_eq!(tasks, 3);
+        }
+        other => panic!("unexpected record {other:?}"),
+    }
+    session.close().await;
     net.stop().await;
 }

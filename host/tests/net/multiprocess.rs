@@ -282,6 +282,33 @@ fn a_worker_killed_mid_job_loses_nothing() {
 }
 
 #[test]
+fn the_only_worker_killed_and_restarted_resumes_its_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = "/ip4/127.0.0.1/tcp/0";
+    let v = spawn_node("validator", &tmp.path().join("v"), listen, &[], "validator");
+    let wdir = tmp.path().join("worker");
+    let w = spawn_node("worker", &wdir, listen, &[&v.addr], "worker");
+    let peer = w.addr.split("/p2p/").nth(1).unwrap().to_string();
+    let module = write_module(tmp.path(), "primes", smartnodes_examples::PRIMES);
+    let inputs = write_inputs(tmp.path(), &primes_inputs(20));
+    let out = tmp.path().join("out");
+    let (proc, progress, stdout) = spawn_submit(&module, &inputs, &v.addr, &out);
+    wait_progress(&progress, 4);
+    // Killed holding accepted tasks and undelivered results; nobody else can do them.
+    w.proc.kill9();
+    let w2 = spawn_node("worker", &wdir, listen, &[&v.addr], "worker (restarted)");
+    assert!(w2.addr.ends_with(&peer), "same identity after the restart");
+    let summary = finish_submit(proc, stdout, Duration::from_secs(120));
+    check_outputs(&summary, &module, &inputs, &out);
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert!(tasks.iter().all(|t| t["worker"] == peer.as_str()));
+    let job = summary["job_id"].as_str().unwrap();
+    let status = status_json(&v.addr, job);
+    assert_eq!(status["jobs"][0]["done"], 20, "each task counted once");
+    drop(w2);
+}
+
+#[test]
 fn a_validator_killed_and_restarted_resumes_its_jobs() {
     let tmp = tempfile::tempdir().unwrap();
     let vdir = tmp.path().join("v");
