@@ -325,21 +325,25 @@ impl UserSession {
             // The job is over when we hold every result and the validator says it is done
             // (every sampled result checked) without having withdrawn any we hold.
             let mut confirmed = false;
-            let mut asked_when_full = false;
+            // Once every result is here, ask at once whether the job's last checks are
+            // through, then again after 5, 10, 20, ... ms (at most every 500 ms).
+            let mut full_backoff: Option<Duration> = None;
             loop {
                 let full = count == total as usize;
                 if full && confirmed {
                     break;
                 }
                 let polled = if full {
-                    // Ask at once whether the last checks are through, then every tick.
-                    if asked_when_full {
-                        poll.tick().await;
+                    match full_backoff {
+                        None => full_backoff = Some(Duration::from_millis(5)),
+                        Some(d) => {
+                            tokio::time::sleep(d).await;
+                            full_backoff = Some((d * 2).min(Duration::from_millis(500)));
+                        }
                     }
-                    asked_when_full = true;
                     true
                 } else {
-                    asked_when_full = false;
+                    full_backoff = None;
                     tokio::select! {
                         Some(r) = rx.recv() => {
                             self.take(&job_id, total, vec![r], &mut done, &mut count, &mut last_progress, &mut progress).await;
