@@ -220,6 +220,8 @@ impl Validator {
                     "FRAUD: a receipt does not re-execute"
                 );
                 self.convict(worker, &proof).map_err(fail)?;
+                // On disk before anyone hears of it.
+                self.store.flush().await.map_err(fail)?;
                 let client = self.client.clone();
                 tokio::spawn(async move {
                     client
@@ -252,7 +254,8 @@ impl Validator {
             }
             finished
         };
-        self.store.flush().await.map_err(fail)?;
+        // A verified check need not wait for the disk: lost in a crash, the receipt is
+        // still in `checks` and is simply checked again.
         if finished {
             tracing::info!(job = %hex::encode(job_id), "job done (its sampled results checked)");
         }
