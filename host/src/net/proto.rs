@@ -67,6 +67,8 @@ pub mod protocols {
     pub const TOPIC_RECEIPTS: &str = "smartnodes/receipts/1";
     /// Gossipsub topic of fraud proofs.
     pub const TOPIC_FRAUD: &str = "smartnodes/fraud/1";
+    /// Gossipsub topic of epochs: signed receipt batches and proposal contents.
+    pub const TOPIC_EPOCHS: &str = "smartnodes/epochs/1";
 }
 
 /// The canonical encoding of anything hashed or signed.
@@ -418,6 +420,9 @@ pub enum TaskRequest {
         capacity: u32,
         /// The worker's engine fingerprint.
         engine: Hash,
+        /// The worker's chain address, registered on `SmartnodesCore` with its peer id
+        /// (`None`: not registered; only `--devnet-open` validators accept it).
+        address: Option<[u8; 20]>,
     },
     /// Worker → validator, every second: I am alive and have these tasks.
     Heartbeat {
@@ -650,6 +655,8 @@ pub enum Gossip {
     ReceiptsAccepted(Vec<Receipt>),
     /// A validator proved a worker cheated; every validator re-checks before acting.
     Fraud(Box<FraudProof>),
+    /// Epochs (issue 6): receipt batches and proposal contents.
+    Epoch(Box<crate::epoch::EpochGossip>),
 }
 
 /// What a validator got when it ran a task itself.

@@ -66,6 +66,8 @@ pub(crate) struct Validator {
     blobs: Blobs,
     state: Mutex<State>,
     lease: Duration,
+    /// Epochs (issue 6): `None` without a chain.
+    epochs: Option<Arc<crate::epoch::EpochNode>>,
 }
 
 fn now_ms() -> u64 {
@@ -87,8 +89,10 @@ impl Validator {
         store: Store,
         mut events: mpsc::Receiver<Event>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        epochs: Option<Arc<crate::epoch::EpochNode>>,
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let validator = Arc::new(Validator {
+            epochs,
             blobs: Blobs::new(client.clone(), store.clone()),
             client,
             store,
@@ -202,6 +206,15 @@ impl Validator {
                 });
             }
             Event::Disconnected(peer) => self.drop_worker(&peer, "disconnected"),
+            // Epochs (issue 6).
+            Event::Gossip {
+                message: Gossip::Epoch(g),
+                ..
+            } => {
+                if let Some(e) = &self.epochs {
+                    e.on_gossip(*g);
+                }
+            }
             Event::Connected(_) | Event::Gossip { .. } => {}
         }
     }
@@ -219,7 +232,15 @@ impl Validator {
             Request::Job(JobRequest::Results { job, have }) => {
                 Response::Job(self.results(&job, &have))
             }
-            Request::Task(TaskRequest::Register { capacity, .. }) => {
+            Request::Task(TaskRequest::Register {
+                capacity, address, ..
+            }) => {
+                // Epochs (issue 6): only workers registered on chain.
+                if let Some(e) = &self.epochs {
+                    if let Err(reason) = e.admit_worker(peer, address).await {
+                        return Response::Task(TaskResponse::Rejected { reason });
+                    }
+                }
                 self.register(peer, capacity);
                 Response::Task(TaskResponse::Ok)
             }
@@ -762,6 +783,9 @@ impl Validator {
             (owner, finished)
         };
         let _ = self.store.adjust_reputation(&peer.to_bytes(), 1);
+        if let Some(e) = &self.epochs {
+            e.on_accepted(&result.receipt); // Epochs (issue 6).
+        }
         if finished {
             tracing::info!(job = %hex::encode(id.0), "job done");
         }

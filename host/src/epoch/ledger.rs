@@ -1,0 +1,726 @@
+//! The deterministic half of epochs: the wire types validators gossip (signed receipt
+//! batches, proposal contents) and the [`Ledger`] that turns batches into an epoch's
+//! summary, checks a proposed one, and records what executed epochs counted.
+//!
+//! Nothing here touches the network or the chain: the same inputs give the same summary,
+//! bit for bit, on every validator (see ARCHITECTURE.md, "Epochs").
+
+use crate::net::proto::{encode, Hash, Receipt};
+use libp2p::identity::{Keypair, PublicKey};
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+use smartnodes_contracts::{
+    keccak256, Address, BlacklistEntry, EpochSummary, Params, ReputationTree, RewardTree, B256,
+    U256,
+};
+use smartnodes_runtime::sha256;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Bounds of the epoch messages (each fits one gossip message, [`crate::net::proto::limits::GOSSIP`]).
+pub mod limits {
+    /// Receipts in one batch.
+    pub const BATCH_CREDITS: usize = 96;
+    /// Batches one proposal counts.
+    pub const PROPOSAL_BATCHES: usize = 256;
+    /// Workers one proposal rewards.
+    pub const PROPOSAL_WORKERS: usize = 256;
+    /// Blacklist entries in one proposal.
+    pub const PROPOSAL_BLACKLIST: usize = 32;
+    /// Uncounted batches a validator holds; beyond it new batches are refused (they are
+    /// republished by their validator until counted).
+    pub const HELD_BATCHES: usize = 100_000;
+}
+
+/// The hash a node registers on chain as its node key: `keccak256(peer id bytes)`.
+pub fn node_key_hash(peer: &PeerId) -> B256 {
+    keccak256(peer.to_bytes())
+}
+
+/// One accepted receipt and the chain address of its worker (checked on chain by the
+/// accepting validator and again by every validator that reads the batch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    /// The worker's signed receipt.
+    pub receipt: Receipt,
+    /// The worker's registered chain address.
+    pub address: [u8; 20],
+}
+
+/// What a validator signs: receipts it accepted, stamped with the chain epoch that was
+/// open (not yet executed) when it sealed them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchBody {
+    /// The validator's peer id bytes.
+    pub validator: Vec<u8>,
+    /// The validator's chain address (its registration's node key must be its peer id).
+    pub address: [u8; 20],
+    /// The epoch the receipts belong to at the earliest.
+    pub epoch: u64,
+    /// The validator's sequence number (makes every batch distinct).
+    pub seq: u64,
+    /// At most [`limits::BATCH_CREDITS`].
+    pub credits: Vec<Credit>,
+}
+
+/// A batch signed by its validator's libp2p key. Its id is `sha256(postcard(self))`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedBatch {
+    /// What is signed.
+    pub body: BatchBody,
+    /// The validator's public key, protobuf-encoded.
+    pub public_key: Vec<u8>,
+    /// Its signature over `postcard(body)`.
+    pub signature: Vec<u8>,
+}
+
+impl SignedBatch {
+    /// Signs `body` with `key`.
+    pub fn sign(body: BatchBody, key: &Keypair) -> SignedBatch {
+        let signature = key
+            .sign(&encode(&body))
+            .expect("ed25519 signing cannot fail");
+        SignedBatch {
+            body,
+            public_key: key.public().encode_protobuf(),
+            signature,
+        }
+    }
+
+    /// The batch id.
+    pub fn id(&self) -> Hash {
+        sha256(&encode(self))
+    }
+
+    /// Checks the validator's signature, the bounds and every receipt's signature; returns
+    /// the validator.
+    pub fn check_form(&self) -> Result<PeerId, LedgerError> {
+        let bad = |why: &str| LedgerError::BadBatch(why.to_string());
+        if self.body.credits.is_empty() || self.body.credits.len() > limits::BATCH_CREDITS {
+            return Err(bad("credit count out of range"));
+        }
+        let key = PublicKey::try_decode_protobuf(&self.public_key)
+            .map_err(|_| bad("bad validator key"))?;
+        let validator = key.to_peer_id();
+        if validator.to_bytes() != self.body.validator {
+            return Err(bad("signed by someone other than its validator"));
+        }
+        if !key.verify(&encode(&self.body), &self.signature) {
+            return Err(bad("bad validator signature"));
+        }
+        for c in &self.body.credits {
+            c.receipt
+                .verify()
+                .map_err(|e| bad(&format!("receipt: {e}")))?;
+        }
+        Ok(validator)
+    }
+}
+
+/// A blacklist entry as proposals carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlacklistItem {
+    /// The worker's peer id bytes.
+    pub peer: Vec<u8>,
+    /// Its chain address.
+    pub address: [u8; 20],
+    /// The id of the fraud proof (`FraudProof::id`).
+    pub proof: Hash,
+}
+
+/// Everything needed to rebuild a proposed [`EpochSummary`] and check it: the batches it
+/// counts and what they produce. Validators recompute the derived fields from the batches;
+/// workers only need `rewards` (and rebuild the summary to match the executed hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalContent {
+    /// The epoch.
+    pub epoch: u64,
+    /// Ids of the counted batches, strictly ascending.
+    pub batches: Vec<Hash>,
+    /// Workers blacklisted by this epoch, strictly ascending by address.
+    pub blacklist: Vec<BlacklistItem>,
+    /// `(worker address, amount)` big-endian, strictly ascending by address, no zero.
+    pub rewards: Vec<([u8; 20], [u8; 32])>,
+    /// `(worker address, counted receipts)`, strictly ascending by address.
+    pub scores: Vec<([u8; 20], u64)>,
+}
+
+impl ProposalContent {
+    /// Checks the bounds (a peer may send anything).
+    pub fn check_bounds(&self) -> Result<(), LedgerError> {
+        if self.batches.len() > limits::PROPOSAL_BATCHES
+            || self.rewards.len() > limits::PROPOSAL_WORKERS
+            || self.scores.len() > limits::PROPOSAL_WORKERS
+            || self.blacklist.len() > limits::PROPOSAL_BLACKLIST
+        {
+            return Err(LedgerError::TooLarge);
+        }
+        Ok(())
+    }
+
+    /// The reward tree of this content.
+    pub fn reward_tree(&self) -> Option<RewardTree> {
+        RewardTree::new(
+            self.epoch,
+            self.rewards
+                .iter()
+                .map(|(a, v)| (Address::from(*a), U256::from_be_bytes(*v))),
+        )
+    }
+
+    /// The summary this content proposes (`None` if the rewards overflow).
+    pub fn summary(&self) -> Option<EpochSummary> {
+        let rewards = self.reward_tree()?;
+        let reputation = ReputationTree::new(
+            self.epoch,
+            self.scores.iter().map(|(a, s)| (Address::from(*a), *s)),
+        );
+        Some(EpochSummary {
+            epoch: self.epoch,
+            job_results_root: B256::ZERO,
+            released_payments: U256::ZERO,
+            worker_reward_root: rewards.root(),
+            worker_reward_total: rewards.total(),
+            reputation_root: reputation.root(),
+            blacklist: self
+                .blacklist
+                .iter()
+                .map(|b| BlacklistEntry {
+                    worker: Address::from(b.address),
+                    evidence: B256::from(b.proof),
+                })
+                .collect(),
+            remove_validators: Vec::new(),
+        })
+    }
+
+    /// The summary hash (what is proposed and voted on).
+    pub fn hash(&self) -> Option<B256> {
+        self.summary().map(|s| s.hash())
+    }
+}
+
+/// Epoch messages on [`crate::net::proto::protocols::TOPIC_EPOCHS`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum EpochGossip {
+    /// Receipts a validator accepted.
+    Batch(SignedBatch),
+    /// The content of a proposal made on chain (anyone may relay it: it is checked
+    /// against the on-chain hash).
+    Proposal(ProposalContent),
+}
+
+/// Why a batch or a proposal is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    /// A batch is malformed or badly signed.
+    #[error("bad batch: {0}")]
+    BadBatch(String),
+    /// More items than the bounds allow.
+    #[error("proposal too large")]
+    TooLarge,
+    /// A list is not strictly ascending.
+    #[error("{0} not strictly ascending")]
+    Unsorted(&'static str),
+    /// A counted batch is not held here (yet).
+    #[error("unknown batch {0}")]
+    UnknownBatch(String),
+    /// A batch counted by an executed epoch, or stamped after this one.
+    #[error("batch {0} is not countable in this epoch")]
+    NotCountable(String),
+    /// A batch held here, old enough that it must be counted, is left out.
+    #[error("batch {0} is missing")]
+    MissingBatch(String),
+    /// A blacklist entry this validator does not know of.
+    #[error("unknown blacklist entry for {0}")]
+    UnknownBlacklist(String),
+    /// A credited worker is blacklisted here.
+    #[error("credits blacklisted worker {0}")]
+    CreditsBlacklisted(String),
+    /// The derived fields differ from this validator's computation.
+    #[error("the summary differs from ours")]
+    Mismatch,
+    /// Reward arithmetic overflowed.
+    #[error("reward overflow")]
+    Overflow,
+}
+
+/// `(task key, worker peer bytes, worker address, fuel)`.
+type HeldCredit = ((Hash, u32), Vec<u8>, [u8; 20], u64);
+
+#[derive(Debug, Clone)]
+struct HeldBatch {
+    epoch: u64,
+    credits: Vec<HeldCredit>,
+}
+
+/// What one validator knows about epochs: held batches, what executed epochs counted,
+/// blacklists. Deterministic: see the module docs.
+#[derive(Debug)]
+pub struct Ledger {
+    params: Params,
+    batches: BTreeMap<Hash, HeldBatch>,
+    counted_batches: HashSet<Hash>,
+    counted_tasks: HashSet<(Hash, u32)>,
+    /// Workers this validator holds a fraud proof against: peer bytes -> smallest proof id.
+    blacklist: BTreeMap<Vec<u8>, Hash>,
+    /// Workers blacklisted by executed epochs.
+    chain_blacklisted: HashSet<Vec<u8>>,
+    /// Worker peer bytes -> chain address, as seen in batches.
+    addresses: HashMap<Vec<u8>, [u8; 20]>,
+    /// Executed epochs' contents.
+    executed: BTreeMap<u64, ProposalContent>,
+}
+
+impl Ledger {
+    /// An empty ledger for a chain with `params`.
+    pub fn new(params: Params) -> Ledger {
+        Ledger {
+            params,
+            batches: BTreeMap::new(),
+            counted_batches: HashSet::new(),
+            counted_tasks: HashSet::new(),
+            blacklist: BTreeMap::new(),
+            chain_blacklisted: HashSet::new(),
+            addresses: HashMap::new(),
+            executed: BTreeMap::new(),
+        }
+    }
+
+    /// The chain parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Holds a batch whose form (signatures) and registrations were checked by the caller.
+    /// Returns false when it was already held, already counted, or the ledger is full.
+    pub fn insert_batch(&mut self, batch: &SignedBatch) -> bool {
+        let id = batch.id();
+        if self.batches.contains_key(&id)
+            || self.counted_batches.contains(&id)
+            || self.batches.len() >= limits::HELD_BATCHES
+        {
+            return false;
+        }
+        let credits = batch
+            .body
+            .credits
+            .iter()
+            .map(|c| {
+                let b = &c.receipt.body;
+                self.addresses.insert(b.worker.clone(), c.address);
+                (
+                    (b.job_id, b.index),
+                    b.worker.clone(),
+                    c.address,
+                    b.fuel_used,
+                )
+            })
+            .collect();
+        self.batches.insert(
+            id,
+            HeldBatch {
+                epoch: batch.body.epoch,
+                credits,
+            },
+        );
+        true
+    }
+
+    /// Whether the batch `id` is held (counted or not).
+    pub fn has_batch(&self, id: &Hash) -> bool {
+        self.batches.contains_key(id) || self.counted_batches.contains(id)
+    }
+
+    /// Whether the batch `id` was counted by an executed epoch.
+    pub fn is_counted(&self, id: &Hash) -> bool {
+        self.counted_batches.contains(id)
+    }
+
+    /// Records a fraud proof against `worker` (the verification code calls this when it
+    /// blacklists): the worker's uncounted receipts are forfeited and the next summary
+    /// blacklists it on chain with the smallest proof id known.
+    pub fn blacklist(&mut self, worker: &PeerId, proof_id: Hash) {
+        let slot = self.blacklist.entry(worker.to_bytes()).or_insert(proof_id);
+        if proof_id < *slot {
+            *slot = proof_id;
+        }
+    }
+
+    /// Whether `worker` is blacklisted here or on chain.
+    pub fn is_blacklisted(&self, worker: &PeerId) -> bool {
+        let p = worker.to_bytes();
+        self.blacklist.contains_key(&p) || self.chain_blacklisted.contains(&p)
+    }
+
+    /// The executed epochs' contents.
+    pub fn executed(&self) -> &BTreeMap<u64, ProposalContent> {
+        &self.executed
+    }
+
+    /// The proposal this validator makes for `epoch`: every held uncounted batch stamped
+    /// `<= epoch` (oldest first, bounded), and every blacklist entry not yet on chain.
+    pub fn build(&self, epoch: u64) -> Result<ProposalContent, LedgerError> {
+        let mut ids: Vec<(u64, Hash)> = self
+            .batches
+            .iter()
+            .filter(|(_, b)| b.epoch <= epoch)
+            .map(|(id, b)| (b.epoch, *id))
+            .collect();
+        ids.sort();
+        let mut blacklist: Vec<BlacklistItem> = self
+            .blacklist
+            .iter()
+            .filter(|(p, _)| !self.chain_blacklisted.contains(*p))
+            .filter_map(|(p, proof)| {
+                self.addresses.get(p).map(|a| BlacklistItem {
+                    peer: p.clone(),
+                    address: *a,
+                    proof: *proof,
+                })
+            })
+            .collect();
+        blacklist.sort_by_key(|b| b.address);
+        blacklist.dedup_by_key(|b| b.address);
+        blacklist.truncate(limits::PROPOSAL_BLACKLIST);
+        let mut take = ids.len().min(limits::PROPOSAL_BATCHES);
+        loop {
+            let mut batches: Vec<Hash> = ids[..take].iter().map(|(_, id)| *id).collect();
+            batches.sort();
+            match self.compute(epoch, batches, blacklist.clone()) {
+                Err(LedgerError::TooLarge) if take > 1 => take /= 2,
+                other => return other,
+            }
+        }
+    }
+
+    /// Derives the rewards and scores of `batches` with `blacklist`: credits are the fuel
+    /// of each task's first receipt (batches in id order) not counted before and not from
+    /// a blacklisted worker; workers share `emission * workerBps / 10_000` pro rata to
+    /// credit, rounded down (the remainder goes to the treasury on chain).
+    pub fn compute(
+        &self,
+        epoch: u64,
+        batches: Vec<Hash>,
+        blacklist: Vec<BlacklistItem>,
+    ) -> Result<ProposalContent, LedgerError> {
+        if batches.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(LedgerError::Unsorted("batches"));
+        }
+        if blacklist.windows(2).any(|w| w[0].address >= w[1].address) {
+            return Err(LedgerError::Unsorted("blacklist"));
+        }
+        if batches.len() > limits::PROPOSAL_BATCHES || blacklist.len() > limits::PROPOSAL_BLACKLIST
+        {
+            return Err(LedgerError::TooLarge);
+        }
+        let excluded: HashSet<&Vec<u8>> = blacklist
+            .iter()
+            .map(|b| &b.peer)
+            .chain(self.chain_blacklisted.iter())
+            .collect();
+        let mut seen: HashSet<(Hash, u32)> = HashSet::new();
+        let mut fuel: BTreeMap<[u8; 20], u128> = BTreeMap::new();
+        let mut scores: BTreeMap<[u8; 20], u64> = BTreeMap::new();
+        for id in &batches {
+            let held =
+                self.batches
+                    .get(id)
+                    .ok_or_else(|| match self.counted_batches.contains(id) {
+                        true => LedgerError::NotCountable(hex::encode(id)),
+                        false => LedgerError::UnknownBatch(hex::encode(id)),
+                    })?;
+            if held.epoch > epoch {
+                return Err(LedgerError::NotCountable(hex::encode(id)));
+            }
+            for (task, peer, address, f) in &held.credits {
+                if self.counted_tasks.contains(task) || !seen.insert(*task) {
+                    continue;
+                }
+                if excluded.contains(peer) {
+                    continue; // forfeited
+                }
+                *fuel.entry(*address).or_default() += u128::from(*f);
+                *scores.entry(*address).or_default() += 1;
+            }
+        }
+        if fuel.len() > limits::PROPOSAL_WORKERS {
+            return Err(LedgerError::TooLarge);
+        }
+        let total: u128 = fuel.values().sum();
+        let pot = self.params.emission_at(epoch);
+        let cap = pot * U256::from(self.params.worker_bps) / U256::from(10_000u64);
+        let mut rewards = Vec::new();
+        if total > 0 {
+            for (address, f) in &fuel {
+                let amount = cap
+                    .checked_mul(U256::from(*f))
+                    .ok_or(LedgerError::Overflow)?
+                    / U256::from(total);
+                if !amount.is_zero() {
+                    rewards.push((*address, amount.to_be_bytes::<32>()));
+                }
+            }
+        }
+        Ok(ProposalContent {
+            epoch,
+            batches,
+            blacklist,
+            rewards,
+            scores: scores.into_iter().collect(),
+        })
+    }
+
+    /// Whether this validator votes for `content`: every batch is held and countable,
+    /// nothing old enough is left out, every blacklist entry is known here, no credited
+    /// worker is blacklisted here, and the derived fields equal its own computation.
+    pub fn check(&self, epoch: u64, content: &ProposalContent) -> Result<(), LedgerError> {
+        content.check_bounds()?;
+        if content.epoch != epoch {
+            return Err(LedgerError::Mismatch);
+        }
+        for item in &content.blacklist {
+            let known = self.blacklist.contains_key(&item.peer)
+                && self.addresses.get(&item.peer) == Some(&item.address);
+            if !known {
+                return Err(LedgerError::UnknownBlacklist(hex::encode(item.address)));
+            }
+        }
+        if content.batches.len() < limits::PROPOSAL_BATCHES {
+            let included: BTreeSet<&Hash> = content.batches.iter().collect();
+            if let Some((id, _)) = self
+                .batches
+                .iter()
+                .find(|(id, b)| b.epoch < epoch && !included.contains(id))
+            {
+                return Err(LedgerError::MissingBatch(hex::encode(id)));
+            }
+        }
+        let ours = self.compute(epoch, content.batches.clone(), content.blacklist.clone())?;
+        for (address, _) in &ours.rewards {
+            if let Some((peer, _)) = self
+                .addresses
+                .iter()
+                .find(|(p, a)| *a == address && self.blacklist.contains_key(*p))
+            {
+                return Err(LedgerError::CreditsBlacklisted(hex::encode(peer)));
+            }
+        }
+        if &ours != content {
+            return Err(LedgerError::Mismatch);
+        }
+        Ok(())
+    }
+
+    /// Records that `content` executed: its batches and their tasks are counted (never
+    /// again), its blacklist is on chain.
+    pub fn on_executed(&mut self, content: ProposalContent) {
+        for id in &content.batches {
+            if let Some(b) = self.batches.remove(id) {
+                for (task, ..) in b.credits {
+                    self.counted_tasks.insert(task);
+                }
+            }
+            self.counted_batches.insert(*id);
+        }
+        for item in &content.blacklist {
+            self.chain_blacklisted.insert(item.peer.clone());
+        }
+        self.executed.insert(content.epoch, content);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::proto::ReceiptBody;
+    use smartnodes_contracts::sno;
+
+    fn receipt(worker: &Keypair, job: u8, index: u32, fuel: u64) -> Receipt {
+        Receipt::sign(
+            ReceiptBody {
+                job_id: [job; 32],
+                index,
+                task: [0; 32],
+                verdict: (0, 0),
+                output_hash: None,
+                fuel_used: fuel,
+                engine: [0; 32],
+                worker: worker.public().to_peer_id().to_bytes(),
+            },
+            worker,
+        )
+    }
+
+    fn batch(v: &Keypair, epoch: u64, seq: u64, credits: Vec<Credit>) -> SignedBatch {
+        SignedBatch::sign(
+            BatchBody {
+                validator: v.public().to_peer_id().to_bytes(),
+                address: [9; 20],
+                epoch,
+                seq,
+                credits,
+            },
+            v,
+        )
+    }
+
+    fn params() -> Params {
+        Params::new(Address::ZERO)
+    }
+
+    #[test]
+    fn rewards_are_pro_rata_to_fuel_and_capped() {
+        let v = Keypair::generate_ed25519();
+        let (w1, w2) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let b = batch(
+            &v,
+            1,
+            0,
+            vec![
+                Credit {
+                    receipt: receipt(&w1, 1, 0, 100),
+                    address: [1; 20],
+                },
+                Credit {
+                    receipt: receipt(&w2, 1, 1, 200),
+                    address: [2; 20],
+                },
+                // The same task again: counted once.
+                Credit {
+                    receipt: receipt(&w2, 1, 0, 999),
+                    address: [2; 20],
+                },
+            ],
+        );
+        b.check_form().unwrap();
+        let mut ledger = Ledger::new(params());
+        assert!(ledger.insert_batch(&b));
+        assert!(!ledger.insert_batch(&b), "held once");
+        let content = ledger.build(1).unwrap();
+        let cap = sno(1_000) * U256::from(8_500) / U256::from(10_000);
+        let r: Vec<U256> = content
+            .rewards
+            .iter()
+            .map(|(_, a)| U256::from_be_bytes(*a))
+            .collect();
+        assert_eq!(
+            r,
+            vec![cap / U256::from(3), cap * U256::from(2) / U256::from(3)]
+        );
+        assert!(content.reward_tree().unwrap().total() <= cap);
+        ledger.check(1, &content).unwrap();
+
+        // Counted once: after execution the next epoch has nothing.
+        ledger.on_executed(content.clone());
+        let next = ledger.build(2).unwrap();
+        assert!(next.batches.is_empty() && next.rewards.is_empty());
+        assert!(
+            !ledger.insert_batch(&b),
+            "a counted batch is not held again"
+        );
+        assert_eq!(
+            ledger.compute(2, content.batches.clone(), vec![]),
+            Err(LedgerError::NotCountable(hex::encode(content.batches[0])))
+        );
+    }
+
+    #[test]
+    fn tampered_missing_and_blacklisted_summaries_are_refused() {
+        let v = Keypair::generate_ed25519();
+        let (w1, w2) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let credit = |w: &Keypair, i, a| Credit {
+            receipt: receipt(w, 2, i, 50),
+            address: [a; 20],
+        };
+        let b1 = batch(&v, 1, 0, vec![credit(&w1, 0, 1)]);
+        let b2 = batch(&v, 2, 1, vec![credit(&w2, 1, 2)]);
+        let mut ledger = Ledger::new(params());
+        ledger.insert_batch(&b1);
+        ledger.insert_batch(&b2);
+        let honest = ledger.build(2).unwrap();
+        assert_eq!(honest.batches.len(), 2);
+        ledger.check(2, &honest).unwrap();
+
+        // Extra credit for a worker.
+        let mut tampered = honest.clone();
+        let mut amount = U256::from_be_bytes(tampered.rewards[0].1);
+        amount += U256::from(1);
+        tampered.rewards[0].1 = amount.to_be_bytes::<32>();
+        assert_eq!(ledger.check(2, &tampered), Err(LedgerError::Mismatch));
+
+        // A batch from an older epoch left out.
+        let mut without = ledger.compute(2, vec![b2.id()], vec![]).expect("computes");
+        assert_eq!(
+            ledger.check(2, &without),
+            Err(LedgerError::MissingBatch(hex::encode(b1.id())))
+        );
+        // A batch stamped this epoch may wait for the next one.
+        without = ledger.compute(2, vec![b1.id()], vec![]).unwrap();
+        ledger.check(2, &without).unwrap();
+
+        // An invented batch.
+        let mut invented = honest.clone();
+        invented.batches.push([0xff; 32]);
+        assert!(matches!(
+            ledger.check(2, &invented),
+            Err(LedgerError::UnknownBatch(_))
+        ));
+
+        // Once w1 is blacklisted here, the honest summary of before credits a cheater, and
+        // the new one forfeits its receipts and lists it.
+        let w1_peer = w1.public().to_peer_id();
+        ledger.blacklist(&w1_peer, [7; 32]);
+        assert!(matches!(
+            ledger.check(2, &honest),
+            Err(LedgerError::CreditsBlacklisted(_))
+        ));
+        let after = ledger.build(2).unwrap();
+        assert_eq!(after.blacklist.len(), 1);
+        assert_eq!(after.blacklist[0].proof, [7; 32]);
+        assert_eq!(after.rewards.len(), 1);
+        assert_eq!(after.rewards[0].0, [2; 20]);
+        ledger.check(2, &after).unwrap();
+        let summary = after.summary().unwrap();
+        assert_eq!(summary.blacklist[0].worker, Address::from([1; 20]));
+
+        // A validator that does not know of the fraud proof does not vote for it.
+        let mut other = Ledger::new(params());
+        other.insert_batch(&b1);
+        other.insert_batch(&b2);
+        assert!(matches!(
+            other.check(2, &after),
+            Err(LedgerError::UnknownBlacklist(_))
+        ));
+
+        // After execution, the cheater's later receipts earn nothing.
+        ledger.on_executed(after);
+        let b3 = batch(&v, 3, 2, vec![credit(&w1, 5, 1), credit(&w2, 6, 2)]);
+        ledger.insert_batch(&b3);
+        let next = ledger.build(3).unwrap();
+        assert!(next.blacklist.is_empty(), "already on chain");
+        assert_eq!(next.rewards.len(), 1);
+        assert_eq!(next.rewards[0].0, [2; 20]);
+    }
+
+    #[test]
+    fn a_forged_batch_is_refused() {
+        let v = Keypair::generate_ed25519();
+        let w = Keypair::generate_ed25519();
+        let mut b = batch(
+            &v,
+            1,
+            0,
+            vec![Credit {
+                receipt: receipt(&w, 1, 0, 10),
+                address: [1; 20],
+            }],
+        );
+        b.check_form().unwrap();
+        b.body.credits[0].receipt.body.fuel_used = 1_000_000;
+        assert!(b.check_form().is_err());
+        let mut empty = batch(&v, 1, 1, vec![]);
+        assert!(empty.check_form().is_err());
+        empty.body.seq = 5;
+        assert!(empty.check_form().is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! Epochs end to end: validators and workers in one process on a shared chain (embedded by
+//! default, or the JSON-RPC node at `SMARTNODES_TEST_RPC_URL`, e.g. anvil), jobs run,
+//! proposals, votes, execution, worker claims.
+
+use libp2p::PeerId;
+use smartnodes::harness::{ChainSetup, Network, NetworkConfig};
+use smartnodes::net::proto::JobLimits;
+use smartnodes::roles::user::{JobRequestSpec, UserSession};
+use smartnodes_contracts::{Address, PrivateKeySigner, U256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// The chain to test against: `SMARTNODES_TEST_RPC_URL` (+ `SMARTNODES_TEST_RPC_KEY`, by
+/// default anvil's first dev key) or a fresh embedded chain.
+fn chain_setup() -> ChainSetup {
+    let mut setup = ChainSetup::embedded(30);
+    if let Ok(url) = std::env::var("SMARTNODES_TEST_RPC_URL") {
+        let key = std::env::var("SMARTNODES_TEST_RPC_KEY").unwrap_or_else(|_| {
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80".into()
+        });
+        setup.rpc = Some((url, key.parse::<PrivateKeySigner>().expect("a private key")));
+    }
+    setup
+}
+
+fn inputs(n: usize, salt: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            format!(
+                "epoch task {salt}/{i}: {}",
+                "the quick brown fox jumps over the lazy dog ".repeat(1 + (i * 7 + salt) % 13)
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// Runs one job through each validator; returns the fuel per worker peer.
+async fn run_jobs(net: &Network, tasks: usize, salt: usize) -> BTreeMap<PeerId, u128> {
+    let mut fuel = BTreeMap::new();
+    for (i, v) in net.validators.iter().enumerate() {
+        let session = UserSession::connect(v.addr()).await.unwrap();
+        let job = JobRequestSpec {
+            sample_ppm: 0,
+            module: smartnodes_examples::WORDCOUNT.to_vec(),
+            inputs: inputs(tasks, salt * 10 + i),
+            limits: JobLimits::default(),
+        };
+        let report = session
+            .run_job(&job, Duration::from_secs(60), |_, _| {})
+            .await
+            .unwrap();
+        for t in &report.tasks {
+            *fuel.entry(t.worker).or_default() += u128::from(t.receipt.body.fuel_used);
+        }
+        session.close().await;
+    }
+    fuel
+}
+
+/// Each worker's share of `epoch`'s workers' pot, pro rata to fuel, rounded down.
+async fn shares(
+    net: &Network,
+    epoch: u64,
+    fuel: &BTreeMap<PeerId, u128>,
+) -> BTreeMap<Address, U256> {
+    let chain = net.chain.as_ref().unwrap();
+    let emission = chain.deployer.emission_at(epoch).await.unwrap();
+    assert_eq!(emission, chain.params.emission_at(epoch));
+    let cap = emission * U256::from(chain.params.worker_bps) / U256::from(10_000);
+    let total: u128 = fuel.values().sum();
+    let mut out = BTreeMap::new();
+    for (i, w) in net.workers.iter().enumerate() {
+        let f = fuel.get(&w.peer_id()).copied().unwrap_or(0);
+        let amount = if total == 0 {
+            U256::ZERO
+        } else {
+            cap * U256::from(f) / U256::from(total)
+        };
+        out.insert(chain.workers[i], amount);
+    }
+    out
+}
+
+/// Waits until every worker's balance is what it should be (claims are automatic).
+async fn wait_balances(net: &Network, want: &BTreeMap<Address, U256>) {
+    let chain = net.chain.as_ref().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut have = BTreeMap::new();
+        for a in want.keys() {
+            have.insert(*a, chain.deployer.token_balance(*a).await.unwrap());
+        }
+        if &have == want {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("worker balances {have:?}, want {want:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn run_epoch(net: &Network, epoch: u64) {
+    let chain = net.chain.as_ref().unwrap();
+    // Let the last receipts be sealed and gossiped, then open proposals.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    chain.open_proposals().await.unwrap();
+    assert!(
+        chain.wait_executed(epoch, Duration::from_secs(60)).await,
+        "epoch {epoch} did not execute"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_epochs_pay_workers_by_fuel_and_voters_by_vote() {
+    init_logging();
+    let net = Network::start(NetworkConfig {
+        validators: 3,
+        workers: 4,
+        chain: Some(chain_setup()),
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(net.wait_for_workers(4, Duration::from_secs(20)).await);
+    let chain = net.chain.as_ref().unwrap();
+    let mut want: BTreeMap<Address, U256> = BTreeMap::new();
+    let mut emitted = U256::ZERO;
+    for epoch in 1..=2u64 {
+        let fuel = run_jobs(&net, 12, epoch as usize).await;
+        assert!(fuel.len() >= 2, "work spread over workers: {fuel:?}");
+        run_epoch(&net, epoch).await;
+        for (a, v) in shares(&net, epoch, &fuel).await {
+            *want.entry(a).or_default() += v;
+        }
+        emitted += chain.params.emission_at(epoch);
+        wait_balances(&net, &want).await;
+    }
+
+    // Validators: each voter of the executed summary got validatorBps / votes of the pot.
+    let mut validator_want: BTreeMap<Address, U256> = BTreeMap::new();
+    for epoch in 1..=2u64 {
+        let record = chain.deployer.epoch_record(epoch).await.unwrap();
+        assert!(record.votes >= 2, "a strict majority of 3 voted");
+        let pot = chain.params.emission_at(epoch);
+        let per_voter = pot * U256::from(chain.params.validator_bps)
+            / U256::from(10_000)
+            / U256::from(record.votes);
+        for v in &chain.validators {
+            let voted =
+                chain.deployer.vote_of(epoch, *v).await.unwrap() == Some(record.summary_hash);
+            *validator_want.entry(*v).or_default() += if voted { per_voter } else { U256::ZERO };
+        }
+    }
+    let report = net.chain_report().await.unwrap().unwrap();
+    println!("{report}");
+    for n in &report.nodes {
+        if n.role == "validator" {
+            assert_eq!(
+                n.balance, validator_want[&n.address],
+                "validator {}",
+                n.address
+            );
+        } else {
+            assert_eq!(n.balance, want[&n.address], "worker {}", n.address);
+        }
+    }
+    // Everything minted is accounted for: the schedule's emission, exactly.
+    assert_eq!(report.minted, emitted);
+    let earned = report.nodes.iter().fold(U256::ZERO, |a, n| a + n.earned);
+    assert_eq!(earned + report.treasury + report.unclaimed, report.minted);
+    assert_eq!(report.unclaimed, U256::ZERO, "every worker claimed");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_summary_never_executes() {
+    init_logging();
+    let mut setup = chain_setup();
+    setup.tamper = vec![0];
+    let net = Network::start(NetworkConfig {
+        validators: 3,
+        workers: 3,
+        chain: Some(setup),
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(net.wait_for_workers(3, Duration::from_secs(20)).await);
+    let chain = net.chain.as_ref().unwrap();
+    let fuel = run_jobs(&net, 8, 7).await;
+    run_epoch(&net, 1).await;
+    let record = chain.deployer.epoch_record(1).await.unwrap();
+    let hashes = chain.deployer.proposal_hashes(1).await.unwrap();
+    let mut tampered = None;
+    for h in &hashes {
+        let p = chain.deployer.proposal(1, *h).await.unwrap().unwrap();
+        if p.proposer == chain.validators[0] {
+            tampered = Some((*h, p));
+        }
+    }
+    let (hash, proposal) = tampered.expect("the tampering validator proposed");
+    assert_ne!(record.summary_hash, hash, "the tampered summary executed");
+    assert_eq!(
+        proposal.voters,
+        vec![chain.validators[0]],
+        "nobody else voted for it"
+    );
+    // The honest summary paid the honest shares, nothing to the invented worker.
+    wait_balances(&net, &shares(&net, 1, &fuel).await).await;
+    let thief = Address::from([0xee; 20]);
+    assert_eq!(
+        chain.deployer.token_balance(thief).await.unwrap(),
+        U256::ZERO
+    );
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blacklisted_worker_is_blacklisted_on_chain_and_earns_nothing_after() {
+    init_logging();
+    let net = Network::start(NetworkConfig {
+        validators: 3,
+        workers: 4,
+        chain: Some(chain_setup()),
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(net.wait_for_workers(4, Duration::from_secs(20)).await);
+    let chain = net.chain.as_ref().unwrap();
+
+    // Epoch 1: the cheater did work, then every validator holds a fraud proof against it
+    // (the verification issue calls the same hook when it blacklists).
+    let mut fuel = run_jobs(&net, 12, 3).await;
+    let (cheater_index, cheater) = net
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (i, w.peer_id()))
+        .find(|(_, p)| fuel.contains_key(p))
+        .expect("someone worked");
+    let cheater_address = chain.workers[cheater_index];
+    tokio::time::sleep(Duration::from_millis(1000)).await; // its receipts are sealed
+    for v in &net.validators {
+        v.epochs.as_ref().unwrap().blacklist(cheater, [0x42; 32]);
+    }
+    fuel.remove(&cheater); // forfeited
+    run_epoch(&net, 1).await;
+    assert!(chain
+        .deployer
+        .is_blacklisted(cheater_address)
+        .await
+        .unwrap());
+    let mut want = shares(&net, 1, &fuel).await;
+    assert_eq!(want[&cheater_address], U256::ZERO);
+    wait_balances(&net, &want).await;
+
+    // Epoch 2: whatever it still returns earns nothing.
+    let mut fuel = run_jobs(&net, 12, 4).await;
+    fuel.remove(&cheater);
+    run_epoch(&net, 2).await;
+    for (a, v) in shares(&net, 2, &fuel).await {
+        *want.entry(a).or_default() += v;
+    }
+    wait_balances(&net, &want).await;
+    assert_eq!(
+        chain.deployer.token_balance(cheater_address).await.unwrap(),
+        U256::ZERO
+    );
+    net.stop().await;
+}
