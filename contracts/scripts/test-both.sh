@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the smartnodes-contracts test suite twice: on the embedded EVM, then against a real
 # JSON-RPC node (anvil, installed from npm), which this script starts and stops itself.
-# Also checks that a fresh compile reproduces the committed artifacts byte for byte.
+# Also checks that a fresh compile reproduces the committed artifacts byte for byte, and
+# runs the node's epoch tests (host/tests/epochs.rs) against the same anvil.
 #
 #   bash contracts/scripts/test-both.sh            (from anywhere)
 #
@@ -62,3 +63,6 @@ echo "== anvil listening on 127.0.0.1:$port (pid $anvil_pid)"
 
 echo "== cargo test: JSON-RPC (anvil)"
 SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes-contracts --locked
+
+echo "== cargo test: the node's epochs (validators, workers, claims) on JSON-RPC (anvil)"
+SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes --locked --test epochs

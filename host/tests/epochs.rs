@@ -10,6 +10,16 @@ use smartnodes_contracts::{Address, PrivateKeySigner, U256};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// On JSON-RPC the tests share one chain clock (`evm_increaseTime`), so they take turns.
+static TURNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn turn() -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    match std::env::var_os("SMARTNODES_TEST_RPC_URL") {
+        Some(_) => Some(TURNS.lock().await),
+        None => None,
+    }
+}
+
 fn init_logging() {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -124,6 +134,7 @@ async fn run_epoch(net: &Network, epoch: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_epochs_pay_workers_by_fuel_and_voters_by_vote() {
     init_logging();
+    let _turn = turn().await;
     let net = Network::start(NetworkConfig {
         validators: 3,
         workers: 4,
@@ -186,6 +197,7 @@ async fn two_epochs_pay_workers_by_fuel_and_voters_by_vote() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_summary_never_executes() {
     init_logging();
+    let _turn = turn().await;
     let mut setup = chain_setup();
     setup.tamper = vec![0];
     let net = Network::start(NetworkConfig {
@@ -229,6 +241,7 @@ async fn a_tampered_summary_never_executes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blacklisted_worker_is_blacklisted_on_chain_and_earns_nothing_after() {
     init_logging();
+    let _turn = turn().await;
     let net = Network::start(NetworkConfig {
         validators: 3,
         workers: 4,

@@ -46,6 +46,9 @@ const REPUBLISH: Duration = Duration::from_secs(1);
 const INBOX: usize = 1024;
 /// Proposal contents kept (by epoch, newest first).
 const KEPT_PROPOSALS: usize = 64;
+/// How long the last executed content is republished, and how long a validator waits for
+/// the content of an executed epoch before giving up on counting it.
+const EXECUTED_PATIENCE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct DriverState {
@@ -58,6 +61,11 @@ struct DriverState {
     proposals: BTreeMap<(u64, B256), ProposalContent>,
     own_batches: Vec<SignedBatch>,
     refused: HashSet<B256>,
+    /// The last executed content, republished for a while (workers claim with it,
+    /// validators that missed it need it to count the epoch).
+    executed: Option<(ProposalContent, Instant)>,
+    /// Since when the content of an executed epoch is awaited.
+    missing_since: Option<Instant>,
 }
 
 /// A validator's epoch driver.
@@ -320,10 +328,10 @@ impl EpochNode {
 
     async fn step(&self) -> Result<(), smartnodes_contracts::Error> {
         let ri = self.chain.round_info().await?;
-        self.follow_executions(ri.epoch).await?;
+        let caught_up = self.follow_executions(ri.epoch).await?;
         self.seal(ri.epoch);
         self.republish(ri.epoch);
-        if !ri.open {
+        if !ri.open || !caught_up {
             return Ok(());
         }
         let epoch = ri.epoch;
@@ -451,14 +459,16 @@ impl EpochNode {
                 Err(e) => return Err(e), // retried next tick
             }
         }
+        publish(&self.client, EpochGossip::Proposal(content.clone()));
         let mut st = self.st.lock().expect("poisoned");
         st.mine = Some(content);
-        st.last_publish = None;
+        st.last_publish = Some(Instant::now());
         Ok(())
     }
 
-    /// Processes the executions of the epochs before `current`.
-    async fn follow_executions(&self, current: u64) -> Result<(), smartnodes_contracts::Error> {
+    /// Processes the executions of the epochs before `current`; false while the content
+    /// of one is awaited (nothing is proposed or voted meanwhile).
+    async fn follow_executions(&self, current: u64) -> Result<bool, smartnodes_contracts::Error> {
         loop {
             let epoch = {
                 let mut st = self.st.lock().expect("poisoned");
@@ -466,7 +476,7 @@ impl EpochNode {
                     st.epoch = current;
                 }
                 if st.epoch >= current {
-                    return Ok(());
+                    return Ok(true);
                 }
                 st.epoch
             };
@@ -480,14 +490,28 @@ impl EpochNode {
                         workers = content.rewards.len(),
                         "counted the executed epoch"
                     );
-                    self.ledger.lock().expect("poisoned").on_executed(content);
+                    self.ledger
+                        .lock()
+                        .expect("poisoned")
+                        .on_executed(content.clone());
+                    publish(&self.client, EpochGossip::Proposal(content.clone()));
+                    st.executed = Some((content, Instant::now()));
                 }
-                None => tracing::warn!(
-                    epoch,
-                    hash = %record.summary_hash,
-                    "an epoch executed with a summary this validator never received"
-                ),
+                None => {
+                    // Wait for it (validators republish the executed content) rather
+                    // than count its batches again.
+                    let since = *st.missing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < EXECUTED_PATIENCE {
+                        return Ok(false);
+                    }
+                    tracing::warn!(
+                        epoch,
+                        hash = %record.summary_hash,
+                        "an epoch executed with a summary this validator never received"
+                    );
+                }
             }
+            st.missing_since = None;
             st.epoch += 1;
             st.opened_at = None;
             st.mine = None;
@@ -532,6 +556,11 @@ impl EpochNode {
         st.last_publish = Some(Instant::now());
         if let Some(mine) = &st.mine {
             publish(&self.client, EpochGossip::Proposal(mine.clone()));
+        }
+        if let Some((executed, at)) = &st.executed {
+            if at.elapsed() < EXECUTED_PATIENCE {
+                publish(&self.client, EpochGossip::Proposal(executed.clone()));
+            }
         }
         let ledger = self.ledger.lock().expect("poisoned");
         st.own_batches.retain(|b| !ledger.is_counted(&b.id()));
