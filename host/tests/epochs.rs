@@ -293,3 +293,111 @@ async fn a_blacklisted_worker_is_blacklisted_on_chain_and_earns_nothing_after() 
     );
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_killed_during_voting_and_restarted_catches_up() {
+    use smartnodes::epoch::ChainConfig;
+    use smartnodes::roles::{start_node, NodeConfig, Role};
+    init_logging();
+    let _turn = turn().await;
+    let mut net = Network::start(NetworkConfig {
+        validators: 3,
+        workers: 3,
+        chain: Some(chain_setup()),
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(net.wait_for_workers(3, Duration::from_secs(20)).await);
+    let (endpoint, deployment, gas_log) = {
+        let c = net.chain.as_ref().unwrap();
+        (
+            c.endpoint.clone(),
+            c.deployer.deployment(),
+            c.gas_log.clone(),
+        )
+    };
+    let killed_address = net.chain.as_ref().unwrap().validators[2];
+
+    // Epoch 1: proposals open, and validator 2 dies before it proposes or votes.
+    let fuel1 = run_jobs(&net, 8, 21).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed = net.validators.remove(2);
+    net.chain.as_ref().unwrap().open_proposals().await.unwrap();
+    killed.stop().await;
+    let chain = net.chain.as_ref().unwrap();
+    assert!(
+        chain.wait_executed(1, Duration::from_secs(60)).await,
+        "2 of 3 validators pass a strict majority"
+    );
+    let record = chain.deployer.epoch_record(1).await.unwrap();
+    assert_eq!(record.votes, 2);
+    assert_eq!(
+        chain.deployer.vote_of(1, killed_address).await.unwrap(),
+        None
+    );
+
+    // It restarts from its data dir (same keys, same registration) and takes part in
+    // epoch 2: it votes for the summary that executes.
+    let listen: libp2p::Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+    let mut config =
+        NodeConfig::new(Role::Validator, net.dirs[2].path().to_path_buf(), listen).unwrap();
+    config.bootstrap = net.validators.iter().map(|v| v.addr()).collect();
+    let mut cc = ChainConfig::new(endpoint, deployment);
+    cc.grace = Duration::from_millis(500);
+    cc.gas_log = gas_log;
+    config.chain = Some(cc);
+    net.validators.push(start_node(config, None).await.unwrap());
+    let chain = net.chain.as_ref().unwrap();
+    assert_eq!(chain.validators[2], killed_address);
+    tokio::time::sleep(Duration::from_secs(2)).await; // gossip mesh
+                                                      // Jobs through the validators the workers know.
+    let mut fuel = BTreeMap::new();
+    for v in &net.validators[..2] {
+        let session = UserSession::connect(v.addr()).await.unwrap();
+        let job = JobRequestSpec {
+            sample_ppm: 0,
+            module: smartnodes_examples::WORDCOUNT.to_vec(),
+            inputs: inputs(6, 22),
+            limits: JobLimits::default(),
+        };
+        let report = session
+            .run_job(&job, Duration::from_secs(60), |_, _| {})
+            .await
+            .unwrap();
+        for t in &report.tasks {
+            *fuel.entry(t.worker).or_default() += u128::from(t.receipt.body.fuel_used);
+        }
+        session.close().await;
+    }
+    run_epoch(&net, 2).await;
+    let record = chain.deployer.epoch_record(2).await.unwrap();
+    // It followed the chain: it counted epoch 2 with the executed content (the same batches
+    // as the others), so it does not count them again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let counted = |v: usize| {
+        net.validators[v]
+            .epochs
+            .as_ref()
+            .unwrap()
+            .executed()
+            .get(&2)
+            .cloned()
+    };
+    while counted(0).is_none() || counted(2).is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restarted validator did not count epoch 2"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(counted(2).and_then(|c| c.hash()), Some(record.summary_hash));
+    assert_eq!(counted(2), counted(0), "the same batches, counted once");
+    // Every worker got exactly its shares of both epochs.
+    let mut want = shares(&net, 1, &fuel1).await;
+    for (a, v) in shares(&net, 2, &fuel).await {
+        *want.entry(a).or_default() += v;
+    }
+    wait_balances(&net, &want).await;
+    net.stop().await;
+}

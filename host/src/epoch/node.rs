@@ -473,7 +473,10 @@ impl EpochNode {
             let epoch = {
                 let mut st = self.st.lock().expect("poisoned");
                 if st.epoch == 0 {
-                    st.epoch = current;
+                    // A (re)starting validator first counts the last executed epoch
+                    // (republished for a while by the others), so that batches it may
+                    // still receive from it are not counted again.
+                    st.epoch = current.saturating_sub(1).max(1);
                 }
                 if st.epoch >= current {
                     return Ok(true);

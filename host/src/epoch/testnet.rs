@@ -210,8 +210,13 @@ impl ChainNet {
                 .register_validator(node_key_hash(&peer), collateral)
                 .await?;
             let mut cc = ChainConfig::new(endpoint.clone(), deployer.deployment());
-            cc.grace = setup.grace;
             cc.tamper = setup.tamper.contains(&i);
+            // A tampering validator proposes first, so that honest ones see its proposal.
+            cc.grace = if cc.tamper {
+                Duration::ZERO
+            } else {
+                setup.grace
+            };
             cc.gas_log = gas_log.clone();
             c.chain = Some(cc);
         }
