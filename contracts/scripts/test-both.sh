@@ -65,4 +65,4 @@ echo "== cargo test: JSON-RPC (anvil)"
 SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes-contracts --locked
 
 echo "== cargo test: the node's epochs (validators, workers, claims) on JSON-RPC (anvil)"
-SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes --locked --test epochs
+SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes --locked --test epochs -- --include-ignored

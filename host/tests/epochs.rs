@@ -401,3 +401,229 @@ async fn a_validator_killed_during_voting_and_restarted_catches_up() {
     wait_balances(&net, &want).await;
     net.stop().await;
 }
+
+/// A child process killed and reaped when dropped.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn smartnodes(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smartnodes"))
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "smartnodes {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Starts `smartnodes node` and returns it with its first listen address.
+fn spawn_node(args: &[&str]) -> (Proc, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_smartnodes"))
+        .arg("node")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("piped");
+    let proc = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the node listens");
+    (proc, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a JSON-RPC chain in SMARTNODES_TEST_RPC_URL (contracts/scripts/test-both.sh runs it against anvil)"]
+async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
+    use smartnodes::identity::Identity;
+    use smartnodes_contracts::{Chain, Endpoint};
+    init_logging();
+    let _turn = TURNS.lock().await;
+    let url = std::env::var("SMARTNODES_TEST_RPC_URL").expect("SMARTNODES_TEST_RPC_URL");
+    let key = std::env::var("SMARTNODES_TEST_RPC_KEY").unwrap_or_else(|_| {
+        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80".into()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let key_file = tmp.path().join("deployer.key");
+    std::fs::write(&key_file, &key).unwrap();
+    let deployment = tmp.path().join("deployment.json");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    smartnodes(&[
+        "chain",
+        "deploy",
+        "--rpc-url",
+        &url,
+        "--key-file",
+        &s(&key_file),
+        "--out",
+        &s(&deployment),
+        "--epoch-secs",
+        "30",
+    ]);
+
+    // One validator, two workers, each in its own process and data dir.
+    let dirs: Vec<_> = (0..3)
+        .map(|i| tmp.path().join(format!("node{i}")))
+        .collect();
+    let ids: Vec<Identity> = dirs
+        .iter()
+        .map(|d| Identity::load_or_create(d).unwrap())
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let sno = if i == 0 { "1000" } else { "0" };
+        smartnodes(&[
+            "chain",
+            "fund",
+            "--rpc-url",
+            &url,
+            "--deployment",
+            &s(&deployment),
+            "--key-file",
+            &s(&key_file),
+            "--sno",
+            sno,
+            &id.eth_address_hex(),
+        ]);
+    }
+    let chain_args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["--rpc-url", url.as_str(), "--deployment"]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        v.push(s(&deployment));
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let listen = "/ip4/127.0.0.1/tcp/0";
+    let mut args = vec![
+        "--role".to_string(),
+        "validator".into(),
+        "--data-dir".into(),
+        s(&dirs[0]),
+    ];
+    args.extend(chain_args(&["--listen", listen]));
+    let (_validator, vaddr) = spawn_node(&args.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+    let mut workers = Vec::new();
+    for d in &dirs[1..] {
+        let mut args = vec![
+            "--role".to_string(),
+            "worker".into(),
+            "--data-dir".into(),
+            s(d),
+        ];
+        args.extend(chain_args(&[
+            "--listen",
+            listen,
+            "--bootstrap",
+            &vaddr,
+            "--lease",
+            "1.5",
+        ]));
+        workers.push(spawn_node(
+            &args.iter().map(|x| x.as_str()).collect::<Vec<_>>(),
+        ));
+    }
+
+    // A job, then the epoch opens; the validator alone is a strict majority of one.
+    let session = UserSession::connect(vaddr.parse().unwrap()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !matches!(session.status(None).await, Ok(smartnodes::net::proto::JobResponse::Status { ref workers, .. }) if workers.len() == 2)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "workers registered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let job = JobRequestSpec {
+        sample_ppm: 0,
+        module: smartnodes_examples::WORDCOUNT.to_vec(),
+        inputs: inputs(10, 99),
+        limits: JobLimits::default(),
+    };
+    let report = session
+        .run_job(&job, Duration::from_secs(60), |_, _| {})
+        .await
+        .unwrap();
+    session.close().await;
+    let deployer = Chain::connect(
+        &Endpoint::Rpc(url.clone()),
+        key.parse().unwrap(),
+        smartnodes::commands::chain::read_deployment(&deployment).unwrap(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let info = deployer.round_info().await.unwrap();
+    let now = deployer.timestamp().await.unwrap();
+    deployer
+        .advance_time(info.proposals_open_at.saturating_sub(now) + 1)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while deployer.current_epoch().await.unwrap() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "epoch 1 executed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Workers claimed their shares by fuel.
+    let params = deployer.params().await.unwrap();
+    let cap = params.emission_at(1) * U256::from(params.worker_bps) / U256::from(10_000);
+    let mut fuel: BTreeMap<PeerId, u128> = BTreeMap::new();
+    for t in &report.tasks {
+        *fuel.entry(t.worker).or_default() += u128::from(t.receipt.body.fuel_used);
+    }
+    let total: u128 = fuel.values().sum();
+    for id in &ids[1..] {
+        let want =
+            cap * U256::from(fuel.get(&id.peer_id()).copied().unwrap_or(0)) / U256::from(total);
+        let address: Address = id.eth_address_hex().parse().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while deployer.token_balance(address).await.unwrap() != want {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "worker {address} claimed {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // `status` shows the executed epoch and nothing left to claim.
+    let out = smartnodes(
+        &["status", "--json", "--validator", vaddr.as_str()]
+            .into_iter()
+            .map(String::from)
+            .chain(chain_args(&[]))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["chain"]["current_epoch"], 2);
+    assert_eq!(status["chain"]["last_executed"]["epoch"], 1);
+    let nodes = status["chain"]["nodes"].as_array().unwrap();
+    assert!(nodes.iter().any(|n| n["role"] == "worker"));
+    assert!(nodes.iter().all(|n| n["claimable"] == "0"), "{nodes:?}");
+    drop(workers);
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod chain;
 pub mod keys;
 pub mod node;
 pub mod run;

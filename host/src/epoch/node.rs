@@ -37,6 +37,9 @@ pub struct GasEntry {
 /// A shared list of epoch transactions (nodes append, reports read).
 pub type GasLog = Arc<Mutex<Vec<GasEntry>>>;
 
+/// Executed contents served per request (each at most one gossip message, 64 KiB).
+pub const SERVED_EPOCHS: usize = 16;
+
 /// How often the driver looks at the chain.
 const TICK: Duration = Duration::from_millis(250);
 /// How often a validator republishes its proposal and its uncounted older batches.
@@ -203,6 +206,19 @@ impl EpochNode {
     /// The contents of the epochs this validator saw execute.
     pub fn executed(&self) -> BTreeMap<u64, ProposalContent> {
         self.ledger.lock().expect("poisoned").executed().clone()
+    }
+
+    /// At most [`SERVED_EPOCHS`] executed contents from `from` on (what `smartnodes claim`
+    /// and `status` ask for).
+    pub fn executed_from(&self, from: u64) -> Vec<ProposalContent> {
+        self.ledger
+            .lock()
+            .expect("poisoned")
+            .executed()
+            .range(from..)
+            .take(SERVED_EPOCHS)
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     async fn registered_as(&self, role: Role, address: [u8; 20], peer: &PeerId) -> bool {

@@ -319,6 +319,12 @@ pub enum JobRequest {
         /// Bitset of the task indices the caller already has (bit `i % 8` of byte `i / 8`).
         have: Vec<u8>,
     },
+    /// Epochs (issue 6): the contents of executed epochs from `from` on (at most
+    /// [`crate::epoch::node::SERVED_EPOCHS`]), to claim rewards with.
+    Epochs {
+        /// The first epoch wanted.
+        from: u64,
+    },
 }
 
 /// `/smartnodes/job/1` responses.
@@ -341,6 +347,8 @@ pub enum JobResponse {
         /// Workers the validator knows.
         workers: Vec<WorkerStatus>,
     },
+    /// Executed epochs' contents, ascending (check each against the on-chain hash).
+    Epochs(Vec<crate::epoch::ProposalContent>),
     /// Some results (at most as many as fit in a message; ask again for more).
     Results {
         /// Tasks in the job.

@@ -232,6 +232,13 @@ impl Validator {
             Request::Job(JobRequest::Results { job, have }) => {
                 Response::Job(self.results(&job, &have))
             }
+            // Epochs (issue 6).
+            Request::Job(JobRequest::Epochs { from }) => Response::Job(match &self.epochs {
+                Some(e) => JobResponse::Epochs(e.executed_from(from)),
+                None => JobResponse::Rejected {
+                    reason: "this validator runs without a chain".into(),
+                },
+            }),
             Request::Task(TaskRequest::Register {
                 capacity, address, ..
             }) => {
