@@ -402,6 +402,29 @@ async fn a_validator_killed_during_voting_and_restarted_catches_up() {
     net.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_embedded_clock_epochs_follow_on_their_own() {
+    init_logging();
+    let mut setup = ChainSetup::embedded(3);
+    setup.clock = true;
+    let net = Network::start(NetworkConfig {
+        validators: 2,
+        workers: 2,
+        chain: Some(setup),
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    let chain = net.chain.as_ref().unwrap();
+    run_jobs(&net, 4, 31).await;
+    // Nobody moves time by hand: two epochs execute within a few seconds.
+    assert!(chain.wait_executed(2, Duration::from_secs(30)).await);
+    let report = net.chain_report().await.unwrap().unwrap();
+    assert!(report.epochs.len() >= 2);
+    assert!(report.minted >= chain.params.emission_at(1) + chain.params.emission_at(2));
+    net.stop().await;
+}
+
 /// A child process killed and reaped when dropped.
 struct Proc(std::process::Child);
 

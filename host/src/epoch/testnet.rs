@@ -23,6 +23,10 @@ pub struct ChainSetup {
     pub tamper: Vec<usize>,
     /// Proposers wait this long after proposals open before building their summary.
     pub grace: Duration,
+    /// Embedded chain only: move its clock with the wall clock (one chain second per
+    /// second), so epochs follow on their own (devnets). Off: time moves only when asked
+    /// ([`ChainNet::open_proposals`]), which tests prefer.
+    pub clock: bool,
 }
 
 impl ChainSetup {
@@ -38,6 +42,7 @@ impl ChainSetup {
             rpc: None,
             tamper: Vec::new(),
             grace: Duration::from_millis(500),
+            clock: false,
         }
     }
 }
@@ -59,6 +64,16 @@ pub struct ChainNet {
     pub gas_log: GasLog,
     /// SNO minted at deployment.
     pub genesis: U256,
+    /// The task moving the embedded clock ([`ChainSetup::clock`]), stopped on drop.
+    clock: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for ChainNet {
+    fn drop(&mut self) {
+        if let Some(clock) = self.clock.take() {
+            clock.abort();
+        }
+    }
 }
 
 /// One executed epoch.
@@ -231,7 +246,22 @@ impl ChainNet {
             cc.gas_log = gas_log.clone();
             c.chain = Some(cc);
         }
+        let clock = match (&endpoint, setup.clock) {
+            (Endpoint::Embedded(evm), true) => {
+                let evm = evm.clone();
+                Some(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        evm.advance_time(1);
+                    }
+                }))
+            }
+            _ => None,
+        };
         Ok(ChainNet {
+            clock,
             endpoint,
             params,
             validators: validators.iter().map(|c| c.eth_signer.address()).collect(),
