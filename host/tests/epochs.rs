@@ -83,10 +83,20 @@ async fn shares(
     epoch: u64,
     fuel: &BTreeMap<PeerId, u128>,
 ) -> BTreeMap<Address, U256> {
+    shares_with(net, epoch, fuel, U256::ZERO).await
+}
+
+/// [`shares`] when the epoch also released `released` of job payments into the pot.
+async fn shares_with(
+    net: &Network,
+    epoch: u64,
+    fuel: &BTreeMap<PeerId, u128>,
+    released: U256,
+) -> BTreeMap<Address, U256> {
     let chain = net.chain.as_ref().unwrap();
     let emission = chain.deployer.emission_at(epoch).await.unwrap();
     assert_eq!(emission, chain.params.emission_at(epoch));
-    let cap = emission * U256::from(chain.params.worker_bps) / U256::from(10_000);
+    let cap = (emission + released) * U256::from(chain.params.worker_bps) / U256::from(10_000);
     let total: u128 = fuel.values().sum();
     let mut out = BTreeMap::new();
     for (i, w) in net.workers.iter().enumerate() {
@@ -189,7 +199,10 @@ async fn two_epochs_pay_workers_by_fuel_and_voters_by_vote() {
     // Everything minted is accounted for: the schedule's emission, exactly.
     assert_eq!(report.minted, emitted);
     let earned = report.nodes.iter().fold(U256::ZERO, |a, n| a + n.earned);
-    assert_eq!(earned + report.treasury + report.unclaimed, report.minted);
+    assert_eq!(
+        earned + report.treasury + report.unclaimed,
+        report.minted + report.released
+    );
     assert_eq!(report.unclaimed, U256::ZERO, "every worker claimed");
     net.stop().await;
 }
@@ -405,6 +418,7 @@ async fn a_validator_killed_during_voting_and_restarted_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_embedded_clock_epochs_follow_on_their_own() {
     init_logging();
+    let _turn = turn().await; // embedded, but timing-sensitive: not beside the others
     let mut setup = ChainSetup::embedded(3);
     setup.clock = true;
     let net = Network::start(NetworkConfig {
@@ -418,10 +432,93 @@ async fn with_the_embedded_clock_epochs_follow_on_their_own() {
     let chain = net.chain.as_ref().unwrap();
     run_jobs(&net, 4, 31).await;
     // Nobody moves time by hand: two epochs execute within a few seconds.
-    assert!(chain.wait_executed(2, Duration::from_secs(30)).await);
+    assert!(chain.wait_executed(2, Duration::from_secs(60)).await);
     let report = net.chain_report().await.unwrap().unwrap();
     assert!(report.epochs.len() >= 2);
     assert!(report.minted >= chain.params.emission_at(1) + chain.params.emission_at(2));
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_job_releases_its_escrow_into_the_next_pot() {
+    use smartnodes_contracts::{sno, B256};
+    init_logging();
+    let _turn = turn().await;
+    let net = Network::start(NetworkConfig {
+        validators: 2,
+        workers: 2,
+        chain: Some(chain_setup()),
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(net.wait_for_workers(2, Duration::from_secs(20)).await);
+    let chain = net.chain.as_ref().unwrap();
+    // A registered user escrows 100 SNO for its job (after submitting it: its id is known
+    // then), in epoch 1.
+    let user = chain.bank.with_signer(PrivateKeySigner::random());
+    chain
+        .bank
+        .send_eth(user.account(), U256::from(10u64).pow(U256::from(18u64)))
+        .await
+        .unwrap();
+    chain.bank.transfer(user.account(), sno(200)).await.unwrap();
+    user.register_user(B256::repeat_byte(7), chain.params.min_user_collateral)
+        .await
+        .unwrap();
+    let session = UserSession::connect(net.validators[0].addr())
+        .await
+        .unwrap();
+    let job = JobRequestSpec {
+        sample_ppm: 0,
+        module: smartnodes_examples::WORDCOUNT.to_vec(),
+        inputs: inputs(6, 41),
+        limits: JobLimits::default(),
+    };
+    let report = session
+        .run_job(&job, Duration::from_secs(60), |_, _| {})
+        .await
+        .unwrap();
+    session.close().await;
+    let deadline = chain.deployer.timestamp().await.unwrap() + 100_000;
+    user.request_job(B256::from(report.job_id), sno(100), deadline)
+        .await
+        .unwrap();
+    assert_eq!(chain.deployer.total_escrowed().await.unwrap(), sno(100));
+
+    // Epoch 1 counts the work; the escrow, requested during epoch 1, is not eligible yet.
+    let mut fuel1 = BTreeMap::new();
+    for t in &report.tasks {
+        *fuel1.entry(t.worker).or_default() += u128::from(t.receipt.body.fuel_used);
+    }
+    run_epoch(&net, 1).await;
+    let r1 = chain.deployer.epoch_record(1).await.unwrap();
+    assert_eq!(r1.released_payments, U256::ZERO);
+    let mut want = shares(&net, 1, &fuel1).await;
+    wait_balances(&net, &want).await;
+
+    // Epoch 2 releases it (once), and workers share emission + payment by epoch 2's fuel.
+    let fuel2 = run_jobs(&net, 6, 42).await;
+    run_epoch(&net, 2).await;
+    let r2 = chain.deployer.epoch_record(2).await.unwrap();
+    assert_eq!(r2.released_payments, sno(100));
+    assert_ne!(r2.job_results_root, B256::ZERO);
+    assert_eq!(chain.deployer.total_escrowed().await.unwrap(), U256::ZERO);
+    for (a, v) in shares_with(&net, 2, &fuel2, sno(100)).await {
+        *want.entry(a).or_default() += v;
+    }
+    wait_balances(&net, &want).await;
+    run_epoch(&net, 3).await;
+    assert_eq!(
+        chain
+            .deployer
+            .epoch_record(3)
+            .await
+            .unwrap()
+            .released_payments,
+        U256::ZERO,
+        "released once"
+    );
     net.stop().await;
 }
 

@@ -10,8 +10,8 @@ use libp2p::identity::{Keypair, PublicKey};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use smartnodes_contracts::{
-    keccak256, Address, BlacklistEntry, EpochSummary, Params, ReputationTree, RewardTree, B256,
-    U256,
+    keccak256, Address, BlacklistEntry, EpochSummary, JobResult, JobResultsTree, Params,
+    ReputationTree, RewardTree, B256, U256,
 };
 use smartnodes_runtime::sha256;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -26,6 +26,8 @@ pub mod limits {
     pub const PROPOSAL_WORKERS: usize = 256;
     /// Blacklist entries in one proposal.
     pub const PROPOSAL_BLACKLIST: usize = 32;
+    /// Completed jobs whose escrow one proposal releases.
+    pub const PROPOSAL_JOBS: usize = 128;
     /// Uncounted batches a validator holds; beyond it new batches are refused (they are
     /// republished by their validator until counted).
     pub const HELD_BATCHES: usize = 100_000;
@@ -44,6 +46,8 @@ pub struct Credit {
     pub receipt: Receipt,
     /// The worker's registered chain address.
     pub address: [u8; 20],
+    /// Tasks in the receipt's job (a job completes when that many of its tasks counted).
+    pub tasks: u32,
 }
 
 /// What a validator signs: receipts it accepted, stamped with the chain epoch that was
@@ -142,6 +146,9 @@ pub struct ProposalContent {
     pub rewards: Vec<([u8; 20], [u8; 32])>,
     /// `(worker address, counted receipts)`, strictly ascending by address.
     pub scores: Vec<([u8; 20], u64)>,
+    /// `(job id, escrowed payment)` of completed jobs whose escrow this epoch releases,
+    /// strictly ascending by job id.
+    pub jobs: Vec<(Hash, [u8; 32])>,
 }
 
 impl ProposalContent {
@@ -151,6 +158,7 @@ impl ProposalContent {
             || self.rewards.len() > limits::PROPOSAL_WORKERS
             || self.scores.len() > limits::PROPOSAL_WORKERS
             || self.blacklist.len() > limits::PROPOSAL_BLACKLIST
+            || self.jobs.len() > limits::PROPOSAL_JOBS
         {
             return Err(LedgerError::TooLarge);
         }
@@ -174,10 +182,25 @@ impl ProposalContent {
             self.epoch,
             self.scores.iter().map(|(a, s)| (Address::from(*a), *s)),
         );
+        let mut released = U256::ZERO;
+        for (_, p) in &self.jobs {
+            released = released.checked_add(U256::from_be_bytes(*p))?;
+        }
+        let job_results_root = if self.jobs.is_empty() {
+            B256::ZERO
+        } else {
+            JobResultsTree::new(
+                self.epoch,
+                self.jobs
+                    .iter()
+                    .map(|(j, _)| (B256::from(*j), JobResult::Completed)),
+            )
+            .root()
+        };
         Some(EpochSummary {
             epoch: self.epoch,
-            job_results_root: B256::ZERO,
-            released_payments: U256::ZERO,
+            job_results_root,
+            released_payments: released,
             worker_reward_root: rewards.root(),
             worker_reward_total: rewards.total(),
             reputation_root: reputation.root(),
@@ -244,8 +267,28 @@ pub enum LedgerError {
     Overflow,
 }
 
-/// `(task key, worker peer bytes, worker address, fuel)`.
-type HeldCredit = ((Hash, u32), Vec<u8>, [u8; 20], u64);
+#[derive(Debug, Clone)]
+struct HeldCredit {
+    task: (Hash, u32),
+    peer: Vec<u8>,
+    address: [u8; 20],
+    fuel: u64,
+    tasks: u32,
+}
+
+/// Escrowed payments of jobs, as the chain holds them: only jobs escrowed in an epoch
+/// before the one summarised are eligible (that part of the chain no longer changes, so
+/// every validator reads the same).
+pub type Escrows = BTreeMap<Hash, U256>;
+
+/// What counting some batches gives (before rewards).
+#[derive(Debug, Default)]
+struct Tally {
+    fuel: BTreeMap<[u8; 20], u128>,
+    scores: BTreeMap<[u8; 20], u64>,
+    /// Jobs complete once these batches count, not released yet.
+    completed: BTreeSet<Hash>,
+}
 
 #[derive(Debug, Clone)]
 struct HeldBatch {
@@ -269,6 +312,10 @@ pub struct Ledger {
     addresses: HashMap<Vec<u8>, [u8; 20]>,
     /// Executed epochs' contents.
     executed: BTreeMap<u64, ProposalContent>,
+    /// Per job: tasks counted by executed epochs, and its task count.
+    job_progress: HashMap<Hash, (u32, u32)>,
+    /// Jobs whose escrow an executed epoch released.
+    released: HashSet<Hash>,
 }
 
 impl Ledger {
@@ -283,6 +330,8 @@ impl Ledger {
             chain_blacklisted: HashSet::new(),
             addresses: HashMap::new(),
             executed: BTreeMap::new(),
+            job_progress: HashMap::new(),
+            released: HashSet::new(),
         }
     }
 
@@ -308,12 +357,13 @@ impl Ledger {
             .map(|c| {
                 let b = &c.receipt.body;
                 self.addresses.insert(b.worker.clone(), c.address);
-                (
-                    (b.job_id, b.index),
-                    b.worker.clone(),
-                    c.address,
-                    b.fuel_used,
-                )
+                HeldCredit {
+                    task: (b.job_id, b.index),
+                    peer: b.worker.clone(),
+                    address: c.address,
+                    fuel: b.fuel_used,
+                    tasks: c.tasks,
+                }
             })
             .collect();
         self.batches.insert(
@@ -357,9 +407,28 @@ impl Ledger {
         &self.executed
     }
 
+    /// Jobs that appear in held uncounted batches or completed without being released:
+    /// the ones whose escrow the caller reads from the chain before [`Ledger::build`] and
+    /// [`Ledger::check`].
+    pub fn jobs_of_interest(&self) -> BTreeSet<Hash> {
+        let mut jobs: BTreeSet<Hash> = self
+            .batches
+            .values()
+            .flat_map(|b| b.credits.iter().map(|c| c.task.0))
+            .collect();
+        jobs.extend(
+            self.job_progress
+                .iter()
+                .filter(|(j, (done, total))| done >= total && !self.released.contains(*j))
+                .map(|(j, _)| *j),
+        );
+        jobs
+    }
+
     /// The proposal this validator makes for `epoch`: every held uncounted batch stamped
-    /// `<= epoch` (oldest first, bounded), and every blacklist entry not yet on chain.
-    pub fn build(&self, epoch: u64) -> Result<ProposalContent, LedgerError> {
+    /// `<= epoch` (oldest first, bounded), every blacklist entry not yet on chain, and
+    /// every completed job with an eligible escrow in `escrows`.
+    pub fn build(&self, epoch: u64, escrows: &Escrows) -> Result<ProposalContent, LedgerError> {
         let mut ids: Vec<(u64, Hash)> = self
             .batches
             .iter()
@@ -386,22 +455,81 @@ impl Ledger {
         loop {
             let mut batches: Vec<Hash> = ids[..take].iter().map(|(_, id)| *id).collect();
             batches.sort();
-            match self.compute(epoch, batches, blacklist.clone()) {
+            match self.compute(epoch, batches, blacklist.clone(), escrows) {
                 Err(LedgerError::TooLarge) if take > 1 => take /= 2,
                 other => return other,
             }
         }
     }
 
-    /// Derives the rewards and scores of `batches` with `blacklist`: credits are the fuel
-    /// of each task's first receipt (batches in id order) not counted before and not from
-    /// a blacklisted worker; workers share `emission * workerBps / 10_000` pro rata to
-    /// credit, rounded down (the remainder goes to the treasury on chain).
+    fn tally(
+        &self,
+        epoch: u64,
+        batches: &[Hash],
+        blacklist: &[BlacklistItem],
+    ) -> Result<Tally, LedgerError> {
+        let excluded: HashSet<&Vec<u8>> = blacklist
+            .iter()
+            .map(|b| &b.peer)
+            .chain(self.chain_blacklisted.iter())
+            .collect();
+        let mut seen: HashSet<(Hash, u32)> = HashSet::new();
+        let mut tally = Tally::default();
+        let mut progress: HashMap<Hash, (u32, u32)> = HashMap::new();
+        for id in batches {
+            let held =
+                self.batches
+                    .get(id)
+                    .ok_or_else(|| match self.counted_batches.contains(id) {
+                        true => LedgerError::NotCountable(hex::encode(id)),
+                        false => LedgerError::UnknownBatch(hex::encode(id)),
+                    })?;
+            if held.epoch > epoch {
+                return Err(LedgerError::NotCountable(hex::encode(id)));
+            }
+            for c in &held.credits {
+                if self.counted_tasks.contains(&c.task) || !seen.insert(c.task) {
+                    continue;
+                }
+                if excluded.contains(&c.peer) {
+                    continue; // forfeited
+                }
+                *tally.fuel.entry(c.address).or_default() += u128::from(c.fuel);
+                *tally.scores.entry(c.address).or_default() += 1;
+                let p = progress.entry(c.task.0).or_insert_with(|| {
+                    let (done, _) = self.job_progress.get(&c.task.0).copied().unwrap_or((0, 0));
+                    (done, c.tasks)
+                });
+                p.0 += 1;
+            }
+        }
+        for (job, (done, total)) in progress {
+            if done >= total && total > 0 {
+                tally.completed.insert(job);
+            }
+        }
+        // Completed before, not released yet (e.g. escrowed late).
+        for (job, (done, total)) in &self.job_progress {
+            if done >= total && *total > 0 {
+                tally.completed.insert(*job);
+            }
+        }
+        tally.completed.retain(|j| !self.released.contains(j));
+        Ok(tally)
+    }
+
+    /// Derives the rewards, scores and released jobs of `batches` with `blacklist`:
+    /// credits are the fuel of each task's first receipt (batches in id order) not counted
+    /// before and not from a blacklisted worker; a job whose tasks have all counted and
+    /// whose escrow is in `escrows` is released; workers share `(emission + released) *
+    /// workerBps / 10_000` pro rata to credit, rounded down (the remainder goes to the
+    /// treasury on chain).
     pub fn compute(
         &self,
         epoch: u64,
         batches: Vec<Hash>,
         blacklist: Vec<BlacklistItem>,
+        escrows: &Escrows,
     ) -> Result<ProposalContent, LedgerError> {
         if batches.windows(2).any(|w| w[0] >= w[1]) {
             return Err(LedgerError::Unsorted("batches"));
@@ -413,45 +541,34 @@ impl Ledger {
         {
             return Err(LedgerError::TooLarge);
         }
-        let excluded: HashSet<&Vec<u8>> = blacklist
-            .iter()
-            .map(|b| &b.peer)
-            .chain(self.chain_blacklisted.iter())
-            .collect();
-        let mut seen: HashSet<(Hash, u32)> = HashSet::new();
-        let mut fuel: BTreeMap<[u8; 20], u128> = BTreeMap::new();
-        let mut scores: BTreeMap<[u8; 20], u64> = BTreeMap::new();
-        for id in &batches {
-            let held =
-                self.batches
-                    .get(id)
-                    .ok_or_else(|| match self.counted_batches.contains(id) {
-                        true => LedgerError::NotCountable(hex::encode(id)),
-                        false => LedgerError::UnknownBatch(hex::encode(id)),
-                    })?;
-            if held.epoch > epoch {
-                return Err(LedgerError::NotCountable(hex::encode(id)));
-            }
-            for (task, peer, address, f) in &held.credits {
-                if self.counted_tasks.contains(task) || !seen.insert(*task) {
-                    continue;
-                }
-                if excluded.contains(peer) {
-                    continue; // forfeited
-                }
-                *fuel.entry(*address).or_default() += u128::from(*f);
-                *scores.entry(*address).or_default() += 1;
-            }
-        }
-        if fuel.len() > limits::PROPOSAL_WORKERS {
+        let tally = self.tally(epoch, &batches, &blacklist)?;
+        if tally.fuel.len() > limits::PROPOSAL_WORKERS {
             return Err(LedgerError::TooLarge);
         }
-        let total: u128 = fuel.values().sum();
-        let pot = self.params.emission_at(epoch);
-        let cap = pot * U256::from(self.params.worker_bps) / U256::from(10_000u64);
+        let jobs: Vec<(Hash, U256)> = tally
+            .completed
+            .iter()
+            .filter_map(|j| escrows.get(j).map(|p| (*j, *p)))
+            .filter(|(_, p)| !p.is_zero())
+            .take(limits::PROPOSAL_JOBS)
+            .collect();
+        let mut released = U256::ZERO;
+        for (_, p) in &jobs {
+            released = released.checked_add(*p).ok_or(LedgerError::Overflow)?;
+        }
+        let total: u128 = tally.fuel.values().sum();
+        let pot = self
+            .params
+            .emission_at(epoch)
+            .checked_add(released)
+            .ok_or(LedgerError::Overflow)?;
+        let cap = pot
+            .checked_mul(U256::from(self.params.worker_bps))
+            .ok_or(LedgerError::Overflow)?
+            / U256::from(10_000u64);
         let mut rewards = Vec::new();
         if total > 0 {
-            for (address, f) in &fuel {
+            for (address, f) in &tally.fuel {
                 let amount = cap
                     .checked_mul(U256::from(*f))
                     .ok_or(LedgerError::Overflow)?
@@ -466,14 +583,24 @@ impl Ledger {
             batches,
             blacklist,
             rewards,
-            scores: scores.into_iter().collect(),
+            scores: tally.scores.into_iter().collect(),
+            jobs: jobs
+                .into_iter()
+                .map(|(j, p)| (j, p.to_be_bytes::<32>()))
+                .collect(),
         })
     }
 
     /// Whether this validator votes for `content`: every batch is held and countable,
     /// nothing old enough is left out, every blacklist entry is known here, no credited
-    /// worker is blacklisted here, and the derived fields equal its own computation.
-    pub fn check(&self, epoch: u64, content: &ProposalContent) -> Result<(), LedgerError> {
+    /// worker is blacklisted here, and the derived fields (with the same `escrows`) equal
+    /// its own computation.
+    pub fn check(
+        &self,
+        epoch: u64,
+        content: &ProposalContent,
+        escrows: &Escrows,
+    ) -> Result<(), LedgerError> {
         content.check_bounds()?;
         if content.epoch != epoch {
             return Err(LedgerError::Mismatch);
@@ -495,7 +622,12 @@ impl Ledger {
                 return Err(LedgerError::MissingBatch(hex::encode(id)));
             }
         }
-        let ours = self.compute(epoch, content.batches.clone(), content.blacklist.clone())?;
+        let ours = self.compute(
+            epoch,
+            content.batches.clone(),
+            content.blacklist.clone(),
+            escrows,
+        )?;
         for (address, _) in &ours.rewards {
             if let Some((peer, _)) = self
                 .addresses
@@ -512,15 +644,21 @@ impl Ledger {
     }
 
     /// Records that `content` executed: its batches and their tasks are counted (never
-    /// again), its blacklist is on chain.
+    /// again), its jobs released, its blacklist on chain.
     pub fn on_executed(&mut self, content: ProposalContent) {
         for id in &content.batches {
             if let Some(b) = self.batches.remove(id) {
-                for (task, ..) in b.credits {
-                    self.counted_tasks.insert(task);
+                for c in b.credits {
+                    if self.counted_tasks.insert(c.task) {
+                        let p = self.job_progress.entry(c.task.0).or_insert((0, c.tasks));
+                        p.0 += 1;
+                    }
                 }
             }
             self.counted_batches.insert(*id);
+        }
+        for (job, _) in &content.jobs {
+            self.released.insert(*job);
         }
         for item in &content.blacklist {
             self.chain_blacklisted.insert(item.peer.clone());
@@ -564,6 +702,10 @@ mod tests {
         )
     }
 
+    fn none() -> Escrows {
+        Escrows::new()
+    }
+
     fn params() -> Params {
         Params::new(Address::ZERO)
     }
@@ -580,15 +722,18 @@ mod tests {
                 Credit {
                     receipt: receipt(&w1, 1, 0, 100),
                     address: [1; 20],
+                    tasks: 2,
                 },
                 Credit {
                     receipt: receipt(&w2, 1, 1, 200),
                     address: [2; 20],
+                    tasks: 2,
                 },
                 // The same task again: counted once.
                 Credit {
                     receipt: receipt(&w2, 1, 0, 999),
                     address: [2; 20],
+                    tasks: 2,
                 },
             ],
         );
@@ -596,7 +741,7 @@ mod tests {
         let mut ledger = Ledger::new(params());
         assert!(ledger.insert_batch(&b));
         assert!(!ledger.insert_batch(&b), "held once");
-        let content = ledger.build(1).unwrap();
+        let content = ledger.build(1, &none()).unwrap();
         let cap = sno(1_000) * U256::from(8_500) / U256::from(10_000);
         let r: Vec<U256> = content
             .rewards
@@ -608,18 +753,18 @@ mod tests {
             vec![cap / U256::from(3), cap * U256::from(2) / U256::from(3)]
         );
         assert!(content.reward_tree().unwrap().total() <= cap);
-        ledger.check(1, &content).unwrap();
+        ledger.check(1, &content, &none()).unwrap();
 
         // Counted once: after execution the next epoch has nothing.
         ledger.on_executed(content.clone());
-        let next = ledger.build(2).unwrap();
+        let next = ledger.build(2, &none()).unwrap();
         assert!(next.batches.is_empty() && next.rewards.is_empty());
         assert!(
             !ledger.insert_batch(&b),
             "a counted batch is not held again"
         );
         assert_eq!(
-            ledger.compute(2, content.batches.clone(), vec![]),
+            ledger.compute(2, content.batches.clone(), vec![], &none()),
             Err(LedgerError::NotCountable(hex::encode(content.batches[0])))
         );
     }
@@ -631,38 +776,44 @@ mod tests {
         let credit = |w: &Keypair, i, a| Credit {
             receipt: receipt(w, 2, i, 50),
             address: [a; 20],
+            tasks: 100,
         };
         let b1 = batch(&v, 1, 0, vec![credit(&w1, 0, 1)]);
         let b2 = batch(&v, 2, 1, vec![credit(&w2, 1, 2)]);
         let mut ledger = Ledger::new(params());
         ledger.insert_batch(&b1);
         ledger.insert_batch(&b2);
-        let honest = ledger.build(2).unwrap();
+        let honest = ledger.build(2, &none()).unwrap();
         assert_eq!(honest.batches.len(), 2);
-        ledger.check(2, &honest).unwrap();
+        ledger.check(2, &honest, &none()).unwrap();
 
         // Extra credit for a worker.
         let mut tampered = honest.clone();
         let mut amount = U256::from_be_bytes(tampered.rewards[0].1);
         amount += U256::from(1);
         tampered.rewards[0].1 = amount.to_be_bytes::<32>();
-        assert_eq!(ledger.check(2, &tampered), Err(LedgerError::Mismatch));
+        assert_eq!(
+            ledger.check(2, &tampered, &none()),
+            Err(LedgerError::Mismatch)
+        );
 
         // A batch from an older epoch left out.
-        let mut without = ledger.compute(2, vec![b2.id()], vec![]).expect("computes");
+        let mut without = ledger
+            .compute(2, vec![b2.id()], vec![], &none())
+            .expect("computes");
         assert_eq!(
-            ledger.check(2, &without),
+            ledger.check(2, &without, &none()),
             Err(LedgerError::MissingBatch(hex::encode(b1.id())))
         );
         // A batch stamped this epoch may wait for the next one.
-        without = ledger.compute(2, vec![b1.id()], vec![]).unwrap();
-        ledger.check(2, &without).unwrap();
+        without = ledger.compute(2, vec![b1.id()], vec![], &none()).unwrap();
+        ledger.check(2, &without, &none()).unwrap();
 
         // An invented batch.
         let mut invented = honest.clone();
         invented.batches.push([0xff; 32]);
         assert!(matches!(
-            ledger.check(2, &invented),
+            ledger.check(2, &invented, &none()),
             Err(LedgerError::UnknownBatch(_))
         ));
 
@@ -671,15 +822,15 @@ mod tests {
         let w1_peer = w1.public().to_peer_id();
         ledger.blacklist(&w1_peer, [7; 32]);
         assert!(matches!(
-            ledger.check(2, &honest),
+            ledger.check(2, &honest, &none()),
             Err(LedgerError::CreditsBlacklisted(_))
         ));
-        let after = ledger.build(2).unwrap();
+        let after = ledger.build(2, &none()).unwrap();
         assert_eq!(after.blacklist.len(), 1);
         assert_eq!(after.blacklist[0].proof, [7; 32]);
         assert_eq!(after.rewards.len(), 1);
         assert_eq!(after.rewards[0].0, [2; 20]);
-        ledger.check(2, &after).unwrap();
+        ledger.check(2, &after, &none()).unwrap();
         let summary = after.summary().unwrap();
         assert_eq!(summary.blacklist[0].worker, Address::from([1; 20]));
 
@@ -688,7 +839,7 @@ mod tests {
         other.insert_batch(&b1);
         other.insert_batch(&b2);
         assert!(matches!(
-            other.check(2, &after),
+            other.check(2, &after, &none()),
             Err(LedgerError::UnknownBlacklist(_))
         ));
 
@@ -696,7 +847,7 @@ mod tests {
         ledger.on_executed(after);
         let b3 = batch(&v, 3, 2, vec![credit(&w1, 5, 1), credit(&w2, 6, 2)]);
         ledger.insert_batch(&b3);
-        let next = ledger.build(3).unwrap();
+        let next = ledger.build(3, &none()).unwrap();
         assert!(next.blacklist.is_empty(), "already on chain");
         assert_eq!(next.rewards.len(), 1);
         assert_eq!(next.rewards[0].0, [2; 20]);
@@ -713,6 +864,7 @@ mod tests {
             vec![Credit {
                 receipt: receipt(&w, 1, 0, 10),
                 address: [1; 20],
+                tasks: 2,
             }],
         );
         b.check_form().unwrap();
@@ -722,5 +874,58 @@ mod tests {
         assert!(empty.check_form().is_err());
         empty.body.seq = 5;
         assert!(empty.check_form().is_err());
+    }
+
+    #[test]
+    fn a_completed_escrowed_job_is_released_once_and_raises_the_pot() {
+        let v = Keypair::generate_ed25519();
+        let w = Keypair::generate_ed25519();
+        let credit = |job: u8, i: u32| Credit {
+            receipt: receipt(&w, job, i, 10),
+            address: [1; 20],
+            tasks: 2,
+        };
+        let mut ledger = Ledger::new(params());
+        // Job 5: one of its two tasks in epoch 1; job 6 complete but not escrowed.
+        ledger.insert_batch(&batch(
+            &v,
+            1,
+            0,
+            vec![credit(5, 0), credit(6, 0), credit(6, 1)],
+        ));
+        let mut escrows = Escrows::new();
+        escrows.insert([5; 32], sno(100));
+        let e1 = ledger.build(1, &escrows).unwrap();
+        assert!(
+            e1.jobs.is_empty(),
+            "job 5 is not complete, job 6 not escrowed"
+        );
+        assert_eq!(e1.summary().unwrap().released_payments, U256::ZERO);
+        ledger.on_executed(e1);
+        assert!(
+            ledger.jobs_of_interest().contains(&[6; 32]),
+            "completed, unreleased"
+        );
+
+        // Epoch 2: its second task completes it; the pot grows by its payment.
+        ledger.insert_batch(&batch(&v, 2, 1, vec![credit(5, 1)]));
+        let e2 = ledger.build(2, &escrows).unwrap();
+        assert_eq!(e2.jobs, vec![([5; 32], sno(100).to_be_bytes::<32>())]);
+        let summary = e2.summary().unwrap();
+        assert_eq!(summary.released_payments, sno(100));
+        assert_ne!(summary.job_results_root, B256::ZERO);
+        let cap = (sno(1_000) + sno(100)) * U256::from(8_500) / U256::from(10_000);
+        assert_eq!(summary.worker_reward_total, cap);
+        ledger.check(2, &e2, &escrows).unwrap();
+        // A voter that does not see the escrow does not agree.
+        assert_eq!(ledger.check(2, &e2, &none()), Err(LedgerError::Mismatch));
+        ledger.on_executed(e2);
+
+        // Never twice; job 6, escrowed later, is released then.
+        escrows.insert([6; 32], sno(7));
+        let e3 = ledger.build(3, &escrows).unwrap();
+        assert_eq!(e3.jobs, vec![([6; 32], sno(7).to_be_bytes::<32>())]);
+        ledger.on_executed(e3);
+        assert!(ledger.build(4, &escrows).unwrap().jobs.is_empty());
     }
 }

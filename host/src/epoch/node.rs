@@ -8,7 +8,8 @@
 //! is therefore retried on the next tick, and one that succeeded is never sent twice.
 
 use super::ledger::{
-    limits, node_key_hash, BatchBody, Credit, EpochGossip, Ledger, ProposalContent, SignedBatch,
+    limits, node_key_hash, BatchBody, Credit, EpochGossip, Escrows, Ledger, ProposalContent,
+    SignedBatch,
 };
 use super::{ChainConfig, EpochError};
 use crate::net::proto::{protocols, Gossip, Hash, Receipt};
@@ -85,6 +86,9 @@ pub struct EpochNode {
     workers: Mutex<HashMap<PeerId, [u8; 20]>>,
     checked: Mutex<HashSet<(u8, [u8; 20], B256)>>,
     st: Mutex<DriverState>,
+    /// Eligible escrows read from the chain, and the jobs found not eligible in the epoch
+    /// (read again next epoch).
+    escrows: Mutex<(u64, Escrows, HashSet<Hash>)>,
 }
 
 fn publish(client: &Client, g: EpochGossip) {
@@ -128,6 +132,7 @@ impl EpochNode {
             inbox,
             workers: Mutex::default(),
             checked: Mutex::default(),
+            escrows: Mutex::default(),
             st: Mutex::new(DriverState {
                 // Distinct across restarts.
                 seq: crate::net::proto::unix_now() << 20,
@@ -172,8 +177,9 @@ impl EpochNode {
         }
     }
 
-    /// Called when this validator accepts a receipt: it is sealed into the next batch.
-    pub fn on_accepted(&self, receipt: &Receipt) {
+    /// Called when this validator accepts a receipt of a job of `tasks` tasks: it is
+    /// sealed into the next batch.
+    pub fn on_accepted(&self, receipt: &Receipt, tasks: u32) {
         let Ok(peer) = PeerId::from_bytes(&receipt.body.worker) else {
             return;
         };
@@ -183,6 +189,7 @@ impl EpochNode {
         self.pending.lock().expect("poisoned").push(Credit {
             receipt: receipt.clone(),
             address,
+            tasks,
         });
     }
 
@@ -351,6 +358,7 @@ impl EpochNode {
             return Ok(());
         }
         let epoch = ri.epoch;
+        self.refresh_escrows(epoch).await?;
         let me = self.chain.account();
         let opened = *self
             .st
@@ -415,6 +423,35 @@ impl EpochNode {
         Ok(())
     }
 
+    /// Reads the escrow of every job of interest not read yet this epoch: eligible when
+    /// escrowed in an earlier epoch (that state no longer changes, so all validators agree).
+    async fn refresh_escrows(&self, epoch: u64) -> Result<(), smartnodes_contracts::Error> {
+        let wanted = self.ledger.lock().expect("poisoned").jobs_of_interest();
+        let unknown: Vec<Hash> = {
+            let mut e = self.escrows.lock().expect("poisoned");
+            if e.0 != epoch {
+                e.0 = epoch;
+                e.2.clear();
+            }
+            wanted
+                .into_iter()
+                .filter(|j| !e.1.contains_key(j) && !e.2.contains(j))
+                .collect()
+        };
+        for job in unknown {
+            let info = self.chain.job(B256::from(job)).await?;
+            let mut e = self.escrows.lock().expect("poisoned");
+            if info.state == smartnodes_contracts::JobState::Escrowed
+                && info.requested_in_epoch < epoch
+            {
+                e.1.insert(job, info.payment);
+            } else {
+                e.2.insert(job);
+            }
+        }
+        Ok(())
+    }
+
     fn agrees(&self, epoch: u64, hash: &B256) -> bool {
         let mut st = self.st.lock().expect("poisoned");
         let Some(content) = st.proposals.get(&(epoch, *hash)) else {
@@ -423,7 +460,13 @@ impl EpochNode {
         if self.cfg.tamper {
             return st.mine.as_ref().and_then(|m| m.hash()) == Some(*hash);
         }
-        match self.ledger.lock().expect("poisoned").check(epoch, content) {
+        let escrows = self.escrows.lock().expect("poisoned").1.clone();
+        match self
+            .ledger
+            .lock()
+            .expect("poisoned")
+            .check(epoch, content, &escrows)
+        {
             Ok(()) => true,
             Err(e) => {
                 if st.refused.insert(*hash) {
@@ -435,7 +478,8 @@ impl EpochNode {
     }
 
     async fn propose(&self, epoch: u64) -> Result<(), smartnodes_contracts::Error> {
-        let built = self.ledger.lock().expect("poisoned").build(epoch);
+        let escrows = self.escrows.lock().expect("poisoned").1.clone();
+        let built = self.ledger.lock().expect("poisoned").build(epoch, &escrows);
         let mut content = match built {
             Ok(c) => c,
             Err(e) => {

@@ -64,6 +64,8 @@ pub struct ChainNet {
     pub gas_log: GasLog,
     /// SNO minted at deployment.
     pub genesis: U256,
+    /// An account holding 1,000,000 SNO from genesis and ether, to fund users in tests.
+    pub bank: Chain,
     /// The task moving the embedded clock ([`ChainSetup::clock`]), stopped on drop.
     clock: Option<tokio::task::JoinHandle<()>>,
 }
@@ -125,6 +127,8 @@ pub struct ChainReport {
     pub treasury: U256,
     /// SNO held by the core for claims not made yet.
     pub unclaimed: U256,
+    /// Job payments released from escrow into the epochs' pots.
+    pub released: U256,
 }
 
 fn fmt_sno(v: U256) -> String {
@@ -168,8 +172,9 @@ impl std::fmt::Display for ChainReport {
         }
         writeln!(
             f,
-            "minted {} = earned by nodes {} + treasury {} + unclaimed {}",
+            "minted {} + released {} = earned by nodes {} + treasury {} + unclaimed {}",
             fmt_sno(self.minted),
+            fmt_sno(self.released),
             fmt_sno(
                 self.nodes
                     .iter()
@@ -202,22 +207,30 @@ impl ChainNet {
         let mut params = setup.params.clone();
         params.treasury = deployer.address();
         let collateral = params.min_validator_collateral;
+        let bank = PrivateKeySigner::random();
         let genesis: Vec<(Address, U256)> = validators
             .iter()
             .map(|c| (c.eth_signer.address(), collateral))
+            .chain([(bank.address(), sno(1_000_000))])
             .collect();
         let genesis_total = genesis.iter().fold(U256::ZERO, |a, g| a + g.1);
         let deployer = Chain::deploy(&endpoint, deployer, &params, &genesis).await?;
         let gas_log = GasLog::default();
         let eth = U256::from(10u64).pow(U256::from(19u64)); // 10 ETH each
-        for c in validators.iter().chain(workers.iter()) {
+        let accounts = validators
+            .iter()
+            .chain(workers.iter())
+            .map(|c| c.eth_signer.address())
+            .chain([bank.address()]);
+        for a in accounts {
             match &endpoint {
-                Endpoint::Embedded(evm) => evm.fund(c.eth_signer.address(), eth),
+                Endpoint::Embedded(evm) => evm.fund(a, eth),
                 Endpoint::Rpc(_) => {
-                    deployer.send_eth(c.eth_signer.address(), eth).await?;
+                    deployer.send_eth(a, eth).await?;
                 }
             }
         }
+        let bank = deployer.with_signer(bank);
         for (i, c) in validators.iter_mut().enumerate() {
             let peer = c.keypair.public().to_peer_id();
             deployer
@@ -261,6 +274,7 @@ impl ChainNet {
             _ => None,
         };
         Ok(ChainNet {
+            bank,
             clock,
             endpoint,
             params,
@@ -343,6 +357,10 @@ impl ChainNet {
         let unclaimed = epochs
             .iter()
             .fold(U256::ZERO, |a, e| a + e.worker_total - e.claimed);
+        let mut released = U256::ZERO;
+        for e in 1..current {
+            released += c.epoch_record(e).await?.released_payments;
+        }
         Ok(ChainReport {
             backend: c.backend_name(),
             epochs,
@@ -350,6 +368,7 @@ impl ChainNet {
             minted: supply - self.genesis,
             treasury,
             unclaimed,
+            released,
         })
     }
 }

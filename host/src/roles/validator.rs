@@ -791,7 +791,7 @@ impl Validator {
         };
         let _ = self.store.adjust_reputation(&peer.to_bytes(), 1);
         if let Some(e) = &self.epochs {
-            e.on_accepted(&result.receipt); // Epochs (issue 6).
+            e.on_accepted(&result.receipt, total); // Epochs (issue 6).
         }
         if finished {
             tracing::info!(job = %hex::encode(id.0), "job done");
