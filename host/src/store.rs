@@ -13,6 +13,7 @@
 //! | `blobs` | blob id | bytes | everyone |
 //! | `manifests` | blob id | [`Manifest`] | everyone |
 //! | `partial` | blob id ‖ chunk (u32 BE) | chunk bytes | a transfer in progress |
+//! | `epochs` | `ledger` | [`crate::epoch::ledger::LedgerSnapshot`] | validator with a chain |
 //!
 //! Callers write a transition and [`Store::flush`] before they acknowledge it to a peer.
 
@@ -328,6 +329,8 @@ pub struct Store {
     pub outbox: Table<Outgoing>,
     /// Blob manifests.
     pub manifests: Table<Manifest>,
+    /// Epochs (issue 6): the validator's ledger.
+    pub epochs: Table<crate::epoch::ledger::LedgerSnapshot>,
     reputation: sled::Tree,
     blobs: sled::Tree,
     partial: sled::Tree,
@@ -354,6 +357,7 @@ impl Store {
             assigned: Table::open(&db, "assigned")?,
             outbox: Table::open(&db, "outbox")?,
             manifests: Table::open(&db, "manifests")?,
+            epochs: Table::open(&db, "epochs")?,
             reputation: db.open_tree("reputation")?,
             blobs: db.open_tree("blobs")?,
             partial: db.open_tree("partial")?,

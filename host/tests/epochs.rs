@@ -728,22 +728,33 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
         }
     }
 
-    // `status` shows the executed epoch and nothing left to claim.
-    let out = smartnodes(
-        &["status", "--json", "--validator", vaddr.as_str()]
-            .into_iter()
-            .map(String::from)
-            .chain(chain_args(&[]))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|x| x.as_str())
-            .collect::<Vec<_>>(),
-    );
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // `status` shows the executed epoch, the rewarded workers and nothing left to claim
+    // (once the validator has counted the execution, a tick after it).
+    let status_args: Vec<String> = ["status", "--json", "--validator", vaddr.as_str()]
+        .into_iter()
+        .map(String::from)
+        .chain(chain_args(&[]))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let out = smartnodes(&status_args.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let workers_listed = status["chain"]["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().filter(|n| n["role"] == "worker").count() == 2);
+        if workers_listed || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     assert_eq!(status["chain"]["current_epoch"], 2);
     assert_eq!(status["chain"]["last_executed"]["epoch"], 1);
     let nodes = status["chain"]["nodes"].as_array().unwrap();
-    assert!(nodes.iter().any(|n| n["role"] == "worker"));
+    assert_eq!(
+        nodes.iter().filter(|n| n["role"] == "worker").count(),
+        2,
+        "{status}"
+    );
     assert!(nodes.iter().all(|n| n["claimable"] == "0"), "{nodes:?}");
     drop(workers);
 }

@@ -267,7 +267,7 @@ pub enum LedgerError {
     Overflow,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct HeldCredit {
     task: (Hash, u32),
     peer: Vec<u8>,
@@ -290,10 +290,33 @@ struct Tally {
     completed: BTreeSet<Hash>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct HeldBatch {
     epoch: u64,
     credits: Vec<HeldCredit>,
+}
+
+/// Executed contents a ledger keeps (and serves).
+pub const KEPT_EXECUTED: usize = 64;
+
+/// A [`Ledger`] as stored in sled (the driver adds its own state).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LedgerSnapshot {
+    batches: Vec<(Hash, HeldBatch)>,
+    counted_batches: Vec<Hash>,
+    counted_tasks: Vec<(Hash, u32)>,
+    blacklist: Vec<(Vec<u8>, Hash)>,
+    chain_blacklisted: Vec<Vec<u8>>,
+    addresses: Vec<(Vec<u8>, [u8; 20])>,
+    executed: Vec<(u64, ProposalContent)>,
+    job_progress: Vec<(Hash, (u32, u32))>,
+    released: Vec<Hash>,
+    /// The driver: the epoch it works on.
+    pub epoch: u64,
+    /// The driver: its last batch sequence number.
+    pub seq: u64,
+    /// The driver: its own batches not counted yet.
+    pub own_batches: Vec<SignedBatch>,
 }
 
 /// What one validator knows about epochs: held batches, what executed epochs counted,
@@ -338,6 +361,46 @@ impl Ledger {
     /// The chain parameters.
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// Everything the ledger holds, to store (the driver's fields are left default).
+    pub fn snapshot(&self) -> LedgerSnapshot {
+        LedgerSnapshot {
+            batches: self.batches.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            counted_batches: self.counted_batches.iter().copied().collect(),
+            counted_tasks: self.counted_tasks.iter().copied().collect(),
+            blacklist: self
+                .blacklist
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            chain_blacklisted: self.chain_blacklisted.iter().cloned().collect(),
+            addresses: self
+                .addresses
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            executed: self.executed.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            job_progress: self.job_progress.iter().map(|(k, v)| (*k, *v)).collect(),
+            released: self.released.iter().copied().collect(),
+            ..LedgerSnapshot::default()
+        }
+    }
+
+    /// A ledger restored from a snapshot.
+    pub fn restore(params: Params, s: LedgerSnapshot) -> Ledger {
+        Ledger {
+            params,
+            batches: s.batches.into_iter().collect(),
+            counted_batches: s.counted_batches.into_iter().collect(),
+            counted_tasks: s.counted_tasks.into_iter().collect(),
+            blacklist: s.blacklist.into_iter().collect(),
+            chain_blacklisted: s.chain_blacklisted.into_iter().collect(),
+            addresses: s.addresses.into_iter().collect(),
+            executed: s.executed.into_iter().collect(),
+            job_progress: s.job_progress.into_iter().collect(),
+            released: s.released.into_iter().collect(),
+        }
     }
 
     /// Holds a batch whose form (signatures) and registrations were checked by the caller.
@@ -664,6 +727,9 @@ impl Ledger {
             self.chain_blacklisted.insert(item.peer.clone());
         }
         self.executed.insert(content.epoch, content);
+        while self.executed.len() > KEPT_EXECUTED {
+            self.executed.pop_first();
+        }
     }
 }
 
@@ -927,5 +993,33 @@ mod tests {
         assert_eq!(e3.jobs, vec![([6; 32], sno(7).to_be_bytes::<32>())]);
         ledger.on_executed(e3);
         assert!(ledger.build(4, &escrows).unwrap().jobs.is_empty());
+    }
+
+    #[test]
+    fn a_stored_ledger_restores_to_the_same_state() {
+        let v = Keypair::generate_ed25519();
+        let w = Keypair::generate_ed25519();
+        let credit = |job: u8, i: u32| Credit {
+            receipt: receipt(&w, job, i, 10 + u64::from(i)),
+            address: [1; 20],
+            tasks: 3,
+        };
+        let mut ledger = Ledger::new(params());
+        ledger.insert_batch(&batch(&v, 1, 0, vec![credit(1, 0), credit(1, 1)]));
+        let e1 = ledger.build(1, &none()).unwrap();
+        ledger.on_executed(e1);
+        ledger.insert_batch(&batch(&v, 2, 1, vec![credit(1, 2), credit(2, 0)]));
+        ledger.blacklist(&Keypair::generate_ed25519().public().to_peer_id(), [3; 32]);
+        let bytes = crate::net::proto::encode(&ledger.snapshot());
+        let back: LedgerSnapshot = postcard::from_bytes(&bytes).unwrap();
+        let restored = Ledger::restore(params(), back);
+        let mut escrows = Escrows::new();
+        escrows.insert([1; 32], sno(5));
+        assert_eq!(
+            restored.build(2, &escrows).unwrap(),
+            ledger.build(2, &escrows).unwrap()
+        );
+        assert_eq!(restored.executed(), ledger.executed());
+        assert_eq!(restored.jobs_of_interest(), ledger.jobs_of_interest());
     }
 }

@@ -12,12 +12,14 @@ use super::ledger::{
     SignedBatch,
 };
 use super::{ChainConfig, EpochError};
-use crate::net::proto::{protocols, Gossip, Hash, Receipt};
+use crate::net::proto::{protocols, Gossip, Hash, JobRequest, JobResponse, Receipt};
 use crate::net::Client;
+use crate::store::Store;
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 use smartnodes_contracts::{Address, Chain, PrivateKeySigner, Role, B256, U256};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -89,7 +91,19 @@ pub struct EpochNode {
     /// Eligible escrows read from the chain, and the jobs found not eligible in the epoch
     /// (read again next epoch).
     escrows: Mutex<(u64, Escrows, HashSet<Hash>)>,
+    store: Store,
+    /// Something to save since the last snapshot.
+    dirty: AtomicBool,
+    last_save: Mutex<Option<Instant>>,
+    /// Peers that recently forwarded epoch gossip: asked for executed contents this
+    /// validator missed.
+    heard: Mutex<Vec<PeerId>>,
 }
+
+/// The sled key of the ledger snapshot.
+const LEDGER_KEY: &[u8] = b"ledger";
+/// Peers remembered for catching up.
+const HEARD: usize = 16;
 
 fn publish(client: &Client, g: EpochGossip) {
     let client = client.clone();
@@ -108,6 +122,7 @@ impl EpochNode {
         signer: PrivateKeySigner,
         keypair: Keypair,
         client: Client,
+        store: Store,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<EpochNode>, EpochError> {
         let chain = Chain::connect(&cfg.endpoint, signer, cfg.deployment).await?;
@@ -120,6 +135,19 @@ impl EpochNode {
             )));
         }
         let params = chain.params().await?;
+        let (ledger, epoch, seq, own_batches) = match store.epochs.get(LEDGER_KEY) {
+            Ok(Some(mut s)) => {
+                let (epoch, seq) = (s.epoch, s.seq);
+                let own = std::mem::take(&mut s.own_batches);
+                tracing::info!(epoch, "epoch ledger restored");
+                (Ledger::restore(params, s), epoch, seq, own)
+            }
+            Ok(None) => (Ledger::new(params), 0, 0, Vec::new()),
+            Err(e) => {
+                tracing::error!("the stored epoch ledger is unreadable, starting afresh: {e}");
+                (Ledger::new(params), 0, 0, Vec::new())
+            }
+        };
         let (inbox, rx) = mpsc::channel(INBOX);
         let node = Arc::new(EpochNode {
             chain,
@@ -127,15 +155,21 @@ impl EpochNode {
             keypair,
             peer,
             client,
-            ledger: Mutex::new(Ledger::new(params)),
+            ledger: Mutex::new(ledger),
             pending: Mutex::default(),
             inbox,
             workers: Mutex::default(),
             checked: Mutex::default(),
             escrows: Mutex::default(),
+            store,
+            dirty: AtomicBool::new(false),
+            last_save: Mutex::default(),
+            heard: Mutex::default(),
             st: Mutex::new(DriverState {
+                epoch,
                 // Distinct across restarts.
-                seq: crate::net::proto::unix_now() << 20,
+                seq: seq.max(crate::net::proto::unix_now() << 20),
+                own_batches,
                 ..DriverState::default()
             }),
         });
@@ -193,9 +227,18 @@ impl EpochNode {
         });
     }
 
-    /// Called with epoch gossip (never blocks: a full inbox drops the message, which its
-    /// sender republishes).
-    pub fn on_gossip(&self, g: EpochGossip) {
+    /// Called with epoch gossip forwarded by `from` (never blocks: a full inbox drops the
+    /// message, which its sender republishes).
+    pub fn on_gossip(&self, from: PeerId, g: EpochGossip) {
+        {
+            let mut heard = self.heard.lock().expect("poisoned");
+            if !heard.contains(&from) {
+                heard.push(from);
+                if heard.len() > HEARD {
+                    heard.remove(0);
+                }
+            }
+        }
         let _ = self.inbox.try_send(g);
     }
 
@@ -208,6 +251,7 @@ impl EpochNode {
             .expect("poisoned")
             .blacklist(&worker, proof_id);
         self.workers.lock().expect("poisoned").remove(&worker);
+        self.dirty.store(true, Ordering::Relaxed);
     }
 
     /// The contents of the epochs this validator saw execute.
@@ -264,10 +308,63 @@ impl EpochNode {
                     if let Err(e) = self.step().await {
                         tracing::debug!("epoch step: {e}");
                     }
+                    self.save(false).await;
                 }
                 _ = shutdown.changed() => break,
             }
         }
+        self.save(true).await;
+    }
+
+    /// Stores the ledger and the driver's state (at most once a second unless `force`).
+    async fn save(&self, force: bool) {
+        if !self.dirty.load(Ordering::Relaxed) {
+            return;
+        }
+        {
+            let mut last = self.last_save.lock().expect("poisoned");
+            if !force && last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        self.dirty.store(false, Ordering::Relaxed);
+        let snapshot = {
+            let st = self.st.lock().expect("poisoned");
+            let mut s = self.ledger.lock().expect("poisoned").snapshot();
+            s.epoch = st.epoch;
+            s.seq = st.seq;
+            s.own_batches = st.own_batches.clone();
+            s
+        };
+        let saved = self.store.epochs.insert(LEDGER_KEY, &snapshot);
+        if let Err(e) = match saved {
+            Ok(()) => self.store.flush().await,
+            Err(e) => Err(e),
+        } {
+            tracing::error!("saving the epoch ledger: {e}");
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Asks the peers heard recently for the executed content of `epoch` (with `hash`).
+    async fn fetch_executed(&self, epoch: u64, hash: B256) -> Option<ProposalContent> {
+        let peers = self.heard.lock().expect("poisoned").clone();
+        for peer in peers.into_iter().rev() {
+            let asked = self.client.job(peer, JobRequest::Epochs { from: epoch });
+            let Ok(Ok(JobResponse::Epochs(contents))) =
+                tokio::time::timeout(Duration::from_secs(5), asked).await
+            else {
+                continue;
+            };
+            for c in contents.into_iter().take(super::node::SERVED_EPOCHS) {
+                if c.epoch == epoch && c.check_bounds().is_ok() && c.hash() == Some(hash) {
+                    tracing::info!(epoch, %peer, "fetched a missed executed summary");
+                    return Some(c);
+                }
+            }
+        }
+        None
     }
 
     async fn ingest(&self, g: EpochGossip) {
@@ -319,7 +416,9 @@ impl EpochNode {
                         return;
                     }
                 }
-                self.ledger.lock().expect("poisoned").insert_batch(&batch);
+                if self.ledger.lock().expect("poisoned").insert_batch(&batch) {
+                    self.dirty.store(true, Ordering::Relaxed);
+                }
             }
             EpochGossip::Proposal(content) => {
                 if content.check_bounds().is_err() {
@@ -544,6 +643,21 @@ impl EpochNode {
                 st.epoch
             };
             let record = self.chain.epoch_record(epoch).await?;
+            let known = self
+                .st
+                .lock()
+                .expect("poisoned")
+                .proposals
+                .contains_key(&(epoch, record.summary_hash));
+            if !known {
+                if let Some(c) = self.fetch_executed(epoch, record.summary_hash).await {
+                    self.st
+                        .lock()
+                        .expect("poisoned")
+                        .proposals
+                        .insert((epoch, record.summary_hash), c);
+                }
+            }
             let mut st = self.st.lock().expect("poisoned");
             match st.proposals.get(&(epoch, record.summary_hash)).cloned() {
                 Some(content) => {
@@ -559,6 +673,7 @@ impl EpochNode {
                         .on_executed(content.clone());
                     publish(&self.client, EpochGossip::Proposal(content.clone()));
                     st.executed = Some((content, Instant::now()));
+                    self.dirty.store(true, Ordering::Relaxed);
                 }
                 None => {
                     // Wait for it (validators republish the executed content) rather
@@ -604,6 +719,7 @@ impl EpochNode {
                 st.own_batches.push(batch.clone());
                 batch
             };
+            self.dirty.store(true, Ordering::Relaxed);
             self.ledger.lock().expect("poisoned").insert_batch(&batch);
             publish(&self.client, EpochGossip::Batch(batch));
         }

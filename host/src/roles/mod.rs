@@ -171,6 +171,7 @@ pub async fn start_node(
                         config.eth_signer.clone(),
                         config.keypair.clone(),
                         client.clone(),
+                        store.clone(),
                         shutdown_rx.clone(),
                     )
                     .await?,

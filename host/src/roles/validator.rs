@@ -208,11 +208,11 @@ impl Validator {
             Event::Disconnected(peer) => self.drop_worker(&peer, "disconnected"),
             // Epochs (issue 6).
             Event::Gossip {
+                from,
                 message: Gossip::Epoch(g),
-                ..
             } => {
                 if let Some(e) = &self.epochs {
-                    e.on_gossip(*g);
+                    e.on_gossip(from, *g);
                 }
             }
             Event::Connected(_) | Event::Gossip { .. } => {}
