@@ -662,6 +662,9 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
             "--lease",
             "1.5",
         ]));
+        if d == &dirs[2] {
+            args.push("--no-claim".into()); // claims with `smartnodes claim` below
+        }
         workers.push(spawn_node(
             &args.iter().map(|x| x.as_str()).collect::<Vec<_>>(),
         ));
@@ -706,7 +709,8 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Workers claimed their shares by fuel.
+    // Workers claimed their shares by fuel: the first by itself, the second (--no-claim)
+    // with `smartnodes claim`.
     let params = deployer.params().await.unwrap();
     let cap = params.emission_at(1) * U256::from(params.worker_bps) / U256::from(10_000);
     let mut fuel: BTreeMap<PeerId, u128> = BTreeMap::new();
@@ -714,6 +718,30 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
         *fuel.entry(t.worker).or_default() += u128::from(t.receipt.body.fuel_used);
     }
     let total: u128 = fuel.values().sum();
+    let second: Address = ids[2].eth_address_hex().parse().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(deployer.token_balance(second).await.unwrap(), U256::ZERO);
+    let mut claim_args = vec![
+        "claim".to_string(),
+        "--validator".into(),
+        vaddr.clone(),
+        "--data-dir".into(),
+        s(&dirs[2]),
+    ];
+    claim_args.extend(chain_args(&[]));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while fuel.contains_key(&ids[2].peer_id()) {
+        // The validator serves the summary once it has counted the execution.
+        let out = smartnodes(&claim_args.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+        if String::from_utf8_lossy(&out.stdout).contains("claimed epoch 1") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`smartnodes claim` claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     for id in &ids[1..] {
         let want =
             cap * U256::from(fuel.get(&id.peer_id()).copied().unwrap_or(0)) / U256::from(total);

@@ -230,15 +230,7 @@ impl EpochNode {
     /// Called with epoch gossip forwarded by `from` (never blocks: a full inbox drops the
     /// message, which its sender republishes).
     pub fn on_gossip(&self, from: PeerId, g: EpochGossip) {
-        {
-            let mut heard = self.heard.lock().expect("poisoned");
-            if !heard.contains(&from) {
-                heard.push(from);
-                if heard.len() > HEARD {
-                    heard.remove(0);
-                }
-            }
-        }
+        remember(&self.heard, from);
         let _ = self.inbox.try_send(g);
     }
 
@@ -350,21 +342,7 @@ impl EpochNode {
     /// Asks the peers heard recently for the executed content of `epoch` (with `hash`).
     async fn fetch_executed(&self, epoch: u64, hash: B256) -> Option<ProposalContent> {
         let peers = self.heard.lock().expect("poisoned").clone();
-        for peer in peers.into_iter().rev() {
-            let asked = self.client.job(peer, JobRequest::Epochs { from: epoch });
-            let Ok(Ok(JobResponse::Epochs(contents))) =
-                tokio::time::timeout(Duration::from_secs(5), asked).await
-            else {
-                continue;
-            };
-            for c in contents.into_iter().take(super::node::SERVED_EPOCHS) {
-                if c.epoch == epoch && c.check_bounds().is_ok() && c.hash() == Some(hash) {
-                    tracing::info!(epoch, %peer, "fetched a missed executed summary");
-                    return Some(c);
-                }
-            }
-        }
-        None
+        fetch_executed(&self.client, peers, epoch, hash).await
     }
 
     async fn ingest(&self, g: EpochGossip) {
@@ -749,6 +727,40 @@ impl EpochNode {
     }
 }
 
+/// Asks `peers` (newest first) for the executed content of `epoch` with `hash`.
+async fn fetch_executed(
+    client: &Client,
+    peers: Vec<PeerId>,
+    epoch: u64,
+    hash: B256,
+) -> Option<ProposalContent> {
+    for peer in peers.into_iter().rev() {
+        let asked = client.job(peer, JobRequest::Epochs { from: epoch });
+        let Ok(Ok(JobResponse::Epochs(contents))) =
+            tokio::time::timeout(Duration::from_secs(5), asked).await
+        else {
+            continue;
+        };
+        for c in contents.into_iter().take(SERVED_EPOCHS) {
+            if c.epoch == epoch && c.check_bounds().is_ok() && c.hash() == Some(hash) {
+                tracing::info!(epoch, %peer, "fetched an executed summary");
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+fn remember(heard: &Mutex<Vec<PeerId>>, from: PeerId) {
+    let mut heard = heard.lock().expect("poisoned");
+    if !heard.contains(&from) {
+        heard.push(from);
+        if heard.len() > HEARD {
+            heard.remove(0);
+        }
+    }
+}
+
 /// Tests only: moves half of the largest reward to an address that did no work.
 fn tamper(content: &mut ProposalContent) {
     let thief = [0xee; 20];
@@ -776,29 +788,40 @@ fn tamper(content: &mut ProposalContent) {
 #[derive(Debug)]
 pub struct Claimer {
     chain: Chain,
+    client: Client,
     inbox: mpsc::Sender<EpochGossip>,
     gas_log: GasLog,
     claimed: Mutex<Vec<(u64, U256)>>,
+    heard: Mutex<Vec<PeerId>>,
 }
 
 /// How long a claimer waits for the content of an executed epoch before skipping it.
 const CLAIM_PATIENCE: Duration = Duration::from_secs(60);
 
 impl Claimer {
-    /// Connects as `signer` and starts claiming (until `shutdown` changes).
+    /// Connects as `signer` and starts claiming (until `shutdown` changes): the epochs
+    /// that execute from now on, and up to [`SERVED_EPOCHS`] before (a restarted worker
+    /// claims what it missed; summaries it did not hear it asks the validators for).
     pub async fn start(
         cfg: &ChainConfig,
         signer: PrivateKeySigner,
+        client: Client,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Claimer>, EpochError> {
         let chain = Chain::connect(&cfg.endpoint, signer, cfg.deployment).await?;
-        let first = chain.current_epoch().await?;
+        let first = chain
+            .current_epoch()
+            .await?
+            .saturating_sub(SERVED_EPOCHS as u64)
+            .max(1);
         let (inbox, rx) = mpsc::channel(INBOX);
         let claimer = Arc::new(Claimer {
             chain,
+            client,
             inbox,
             gas_log: cfg.gas_log.clone(),
             claimed: Mutex::default(),
+            heard: Mutex::default(),
         });
         let c = claimer.clone();
         tokio::spawn(async move { c.run(first, rx, shutdown).await });
@@ -810,8 +833,9 @@ impl Claimer {
         self.chain.account()
     }
 
-    /// Called with epoch gossip (never blocks).
-    pub fn on_gossip(&self, g: EpochGossip) {
+    /// Called with epoch gossip forwarded by `from` (never blocks).
+    pub fn on_gossip(&self, from: PeerId, g: EpochGossip) {
+        remember(&self.heard, from);
         if matches!(g, EpochGossip::Proposal(_)) {
             let _ = self.inbox.try_send(g);
         }
@@ -869,18 +893,34 @@ impl Claimer {
         while *next < current {
             let epoch = *next;
             let record = self.chain.epoch_record(epoch).await?;
-            let Some(content) = contents.get(&(epoch, record.summary_hash)) else {
-                let since = *waiting_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > CLAIM_PATIENCE {
-                    tracing::warn!(
-                        epoch,
-                        "never received the executed summary; not claiming it"
-                    );
-                    *next += 1;
-                    *waiting_since = None;
-                    continue;
-                }
+            if record.executed_at == 0 {
                 return Ok(());
+            }
+            let fetched;
+            let content = match contents.get(&(epoch, record.summary_hash)) {
+                Some(c) => c,
+                None => {
+                    let peers = self.heard.lock().expect("poisoned").clone();
+                    match fetch_executed(&self.client, peers, epoch, record.summary_hash).await {
+                        Some(c) => {
+                            fetched = c;
+                            &fetched
+                        }
+                        None => {
+                            let since = *waiting_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > CLAIM_PATIENCE {
+                                tracing::warn!(
+                                    epoch,
+                                    "never received the executed summary; not claiming it"
+                                );
+                                *next += 1;
+                                *waiting_since = None;
+                                continue;
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
             };
             let me = self.chain.account();
             if let Some((amount, proof)) = content.reward_tree().and_then(|t| t.proof(&me)) {

@@ -195,6 +195,7 @@ pub async fn start_node(
                     crate::epoch::Claimer::start(
                         chain,
                         config.eth_signer.clone(),
+                        client.clone(),
                         shutdown_rx.clone(),
                     )
                     .await?,

@@ -219,12 +219,12 @@ impl Worker {
     fn on_event(self: &Arc<Self>, event: Event) {
         // Epochs (issue 6): proposal contents, to claim rewards.
         if let Event::Gossip {
+            from,
             message: Gossip::Epoch(g),
-            ..
         } = event
         {
             if let Some(c) = &self.claimer {
-                c.on_gossip(*g);
+                c.on_gossip(from, *g);
             }
             return;
         }
