@@ -38,7 +38,8 @@ env -u SMARTNODES_TEST_RPC_URL cargo test -p smartnodes-contracts --locked
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 log="$(mktemp)"
-"$anvil" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+# --prune-history: no state written to ~/.foundry/anvil/tmp (a full run wrote gigabytes).
+"$anvil" --host 127.0.0.1 --port "$port" --prune-history >"$log" 2>&1 &
 anvil_pid=$!
 cleanup() {
     kill "$anvil_pid" 2>/dev/null || true
