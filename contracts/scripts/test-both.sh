@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the smartnodes-contracts test suite twice: on the embedded EVM, then against a real
 # JSON-RPC node (anvil, installed from npm), which this script starts and stops itself.
-# Also checks that a fresh compile reproduces the committed artifacts byte for byte.
+# Also checks that a fresh compile reproduces the committed artifacts byte for byte, and
+# runs the node's epoch tests (host/tests/epochs.rs) against the same anvil.
 #
 #   bash contracts/scripts/test-both.sh            (from anywhere)
 #
@@ -37,7 +38,8 @@ env -u SMARTNODES_TEST_RPC_URL cargo test -p smartnodes-contracts --locked
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 log="$(mktemp)"
-"$anvil" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+# --prune-history: no state written to ~/.foundry/anvil/tmp (a full run wrote gigabytes).
+"$anvil" --host 127.0.0.1 --port "$port" --prune-history >"$log" 2>&1 &
 anvil_pid=$!
 cleanup() {
     kill "$anvil_pid" 2>/dev/null || true
@@ -62,3 +64,6 @@ echo "== anvil listening on 127.0.0.1:$port (pid $anvil_pid)"
 
 echo "== cargo test: JSON-RPC (anvil)"
 SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes-contracts --locked
+
+echo "== cargo test: the node's epochs (validators, workers, claims) on JSON-RPC (anvil)"
+SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes --locked --test epochs -- --include-ignored

@@ -50,4 +50,12 @@ pub enum Command {
     Status(crate::commands::status::StatusArgs),
     /// Show a node's peer id and Ethereum address (creating its keys on first use).
     Keys(crate::commands::keys::KeysArgs),
+    /// Deploy the contracts on a JSON-RPC chain, or fund accounts (devnets and tests).
+    Chain(crate::commands::chain::ChainCommand),
+    /// Claim this worker's unclaimed rewards of every executed epoch.
+    ///
+    /// Fetches the executed summaries from a validator, checks each against the hash the
+    /// chain executed, and claims with the Merkle proof of this account's leaf. Workers
+    /// claim automatically unless started with --no-claim.
+    Claim(crate::commands::chain::ClaimArgs),
 }

@@ -2,6 +2,7 @@
 //! workers in the current tokio runtime, each with its own temporary data dir, listening on
 //! `/ip4/127.0.0.1/tcp/0`, the workers bootstrapped to every validator.
 
+pub use crate::epoch::testnet::{ChainNet, ChainReport, ChainSetup, EpochLine, NodeLine};
 use crate::roles::cheat::Cheat;
 use crate::roles::{start_node, Node, NodeConfig, NodeError, Role};
 use smartnodes_runtime::Runtime;
@@ -25,6 +26,8 @@ pub struct NetworkConfig {
     pub cheaters: Vec<Cheat>,
     /// The validators' default sample rate, parts per million.
     pub sample_ppm: u32,
+    /// Epochs on a chain: `None` runs without one (nobody is paid).
+    pub chain: Option<ChainSetup>,
 }
 
 impl Default for NetworkConfig {
@@ -37,6 +40,7 @@ impl Default for NetworkConfig {
             fsync: true,
             cheaters: Vec::new(),
             sample_ppm: crate::roles::DEFAULT_SAMPLE_PPM,
+            chain: None,
         }
     }
 }
@@ -52,6 +56,8 @@ pub struct Network {
     pub dirs: Vec<tempfile::TempDir>,
     /// The sandbox the workers share.
     pub runtime: Arc<Runtime>,
+    /// The chain, when [`NetworkConfig::chain`] asked for one.
+    pub chain: Option<ChainNet>,
 }
 
 impl Network {
@@ -70,35 +76,53 @@ impl Network {
                 source,
             })
         };
+        let mut validator_configs = Vec::new();
         for _ in 0..config.validators {
             let dir = temp()?;
             let mut c = NodeConfig::new(Role::Validator, dir.path().to_path_buf(), listen.clone())?;
-            // Validators know each other (fraud proofs, gossip).
-            c.bootstrap = validators.iter().map(|v: &Node| v.addr()).collect();
             c.lease = config.lease;
             c.fsync = config.fsync;
             c.sample_ppm = config.sample_ppm;
-            validators.push(start_node(c, Some(runtime.clone())).await?);
+            validator_configs.push(c);
             dirs.push(dir);
         }
-        let bootstrap: Vec<_> = validators.iter().map(|v| v.addr()).collect();
-        let mut workers = Vec::new();
+        let mut worker_configs = Vec::new();
         for i in 0..config.workers {
             let dir = temp()?;
             let mut c = NodeConfig::new(Role::Worker, dir.path().to_path_buf(), listen.clone())?;
-            c.bootstrap = bootstrap.clone();
             c.worker_slots = config.worker_slots;
             c.lease = config.lease;
             c.fsync = config.fsync;
             c.cheat = config.cheaters.get(i).copied();
-            workers.push(start_node(c, Some(runtime.clone())).await?);
+            worker_configs.push(c);
             dirs.push(dir);
+        }
+        let chain = match &config.chain {
+            Some(setup) => Some(
+                ChainNet::setup(setup, &mut validator_configs, &mut worker_configs)
+                    .await
+                    .map_err(crate::epoch::EpochError::from)?,
+            ),
+            None => None,
+        };
+        for mut c in validator_configs {
+            // Validators know each other: fraud proofs (and their blobs) and epoch gossip
+            // have a direct path.
+            c.bootstrap = validators.iter().map(|v: &Node| v.addr()).collect();
+            validators.push(start_node(c, Some(runtime.clone())).await?);
+        }
+        let bootstrap: Vec<_> = validators.iter().map(|v| v.addr()).collect();
+        let mut workers = Vec::new();
+        for mut c in worker_configs {
+            c.bootstrap = bootstrap.clone();
+            workers.push(start_node(c, Some(runtime.clone())).await?);
         }
         let network = Network {
             validators,
             workers,
             dirs,
             runtime,
+            chain,
         };
         network
             .wait_for_workers(config.workers, Duration::from_secs(20))
@@ -130,6 +154,15 @@ impl Network {
         }
         session.close().await;
         ok
+    }
+
+    /// What the chain says about executed epochs and every node's SNO (`None` without a
+    /// chain). Its `Display` is the table closing notes quote.
+    pub async fn chain_report(&self) -> Option<smartnodes_contracts::Result<ChainReport>> {
+        match &self.chain {
+            Some(c) => Some(c.report().await),
+            None => None,
+        }
     }
 
     /// The first validator's address.

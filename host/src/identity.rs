@@ -118,6 +118,13 @@ impl Identity {
         &self.keypair
     }
 
+    /// Its Ethereum key as an alloy signer (the node's chain account).
+    pub fn eth_signer(&self) -> smartnodes_contracts::PrivateKeySigner {
+        let bytes: [u8; 32] = self.eth.to_bytes().into();
+        smartnodes_contracts::PrivateKeySigner::from_bytes(&bytes.into())
+            .expect("a valid secp256k1 key")
+    }
+
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.keypair.public().to_peer_id()

@@ -12,6 +12,7 @@
 //!   ([`net::proto`]) and their size-limited codec;
 //! - [`store`]: the node's state in sled (typed trees, big-endian keys);
 //! - [`roles`]: validator, worker and user logic, and [`roles::start_node`];
+//! - [`epoch`]: epoch summaries, proposals, votes and reward claims on the contracts;
 //! - [`harness`]: an in-process network (tests, benchmarks, the devnet);
 //! - [`devnet`]: `smartnodes devnet`, the whole network on one machine.
 //!
@@ -27,6 +28,7 @@
 pub mod cli;
 pub mod commands;
 pub mod devnet;
+pub mod epoch;
 pub mod harness;
 pub mod identity;
 pub mod net;

@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Submit(args) => smartnodes::commands::submit::run(args),
         Command::Status(args) => smartnodes::commands::status::run(args),
         Command::Keys(args) => smartnodes::commands::keys::run(args),
+        Command::Chain(args) => smartnodes::commands::chain::run(args),
+        Command::Claim(args) => smartnodes::commands::chain::claim(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

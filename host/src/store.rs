@@ -19,6 +19,7 @@
 //! | `blobs` | blob id | bytes | everyone |
 //! | `manifests` | blob id | [`Manifest`] | everyone |
 //! | `partial` | blob id ‖ chunk (u32 BE) | chunk bytes | a transfer in progress |
+//! | `epochs` | `ledger` | [`crate::epoch::ledger::LedgerSnapshot`] | validator with a chain |
 //!
 //! Callers write a transition and [`Store::flush`] before they acknowledge it to a peer.
 
@@ -416,6 +417,8 @@ pub struct Store {
     pub frauds: Table<FraudProof>,
     /// Fraud proofs refused (validator).
     pub refused: Table<Refusal>,
+    /// Epochs (issue 6): the validator's ledger.
+    pub epochs: Table<crate::epoch::ledger::LedgerSnapshot>,
     meta: sled::Tree,
     blobs: sled::Tree,
     partial: sled::Tree,
@@ -448,6 +451,7 @@ impl Store {
             revoked: Table::open(&db, "revoked")?,
             frauds: Table::open(&db, "frauds")?,
             refused: Table::open(&db, "refused")?,
+            epochs: Table::open(&db, "epochs")?,
             meta: db.open_tree("meta")?,
             blobs: db.open_tree("blobs")?,
             partial: db.open_tree("partial")?,

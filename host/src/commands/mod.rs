@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod chain;
 pub mod devnet;
 pub mod keys;
 pub mod node;

@@ -41,6 +41,10 @@ pub struct NodeArgs {
     /// Set by `smartnodes devnet --processes` so that nothing outlives it.
     #[arg(long, value_name = "PID", hide = true)]
     pub parent_pid: Option<u32>,
+    /// Chain options: with --rpc-url the node registers on chain (validators lock
+    /// collateral), validators run epochs and workers claim their rewards.
+    #[command(flatten)]
+    pub chain: crate::commands::chain::ChainArgs,
 }
 
 /// Runs the node; prints `listening on <multiaddr>` lines on stdout once it listens.
@@ -57,6 +61,25 @@ pub fn run(args: NodeArgs) -> Result<u8> {
     runtime.block_on(async move {
         let mut config = NodeConfig::new(args.role, args.data_dir.clone(), args.listen.clone())
             .context("loading the node's keys")?;
+        let identity = crate::identity::Identity::load_or_create(&args.data_dir)
+            .context("loading the node's keys")?;
+        if let Some((chain, signer)) = args.chain.resolve(&identity)? {
+            if chain.open {
+                eprintln!(
+                    "WARNING: --devnet-open: this node serves peers that are not registered \
+                     on chain. Devnets only."
+                );
+            }
+            crate::commands::chain::ensure_registered(
+                &chain,
+                &signer,
+                args.role,
+                &identity.peer_id(),
+            )
+            .await?;
+            config.eth_signer = signer;
+            config.chain = Some(chain);
+        }
         config.bootstrap = args.bootstrap;
         if let Some(n) = args.workers_slots {
             config.worker_slots = n as usize;

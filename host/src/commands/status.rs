@@ -18,6 +18,11 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Chain options: with --rpc-url and --deployment, also the current epoch, the last
+    /// executed summary, and every validator's and rewarded worker's SNO balance and
+    /// claimable rewards.
+    #[command(flatten)]
+    pub chain: crate::commands::chain::ChainArgs,
 }
 
 /// Runs the command.
@@ -41,6 +46,13 @@ pub fn run(args: StatusArgs) -> Result<u8> {
             .await
             .with_context(|| format!("connecting to {}", args.validator))?;
         let answer = session.status(job).await.context("asking for the status")?;
+        let chain = match args
+            .chain
+            .resolve(&crate::identity::Identity::ephemeral())?
+        {
+            Some((config, signer)) => Some(chain_status(&config, signer, &session).await?),
+            None => None,
+        };
         session.close().await;
         let (jobs, workers, proofs) = match answer {
             JobResponse::Status {
@@ -68,9 +80,13 @@ pub fn run(args: StatusArgs) -> Result<u8> {
                 })).collect::<Vec<_>>(),
                 "workers": workers,
                 "proofs": proofs,
+                "chain": chain,
             });
             writeln!(out, "{json}")?;
             return Ok(0);
+        }
+        if let Some(c) = &chain {
+            print_chain(&mut out, c)?;
         }
         writeln!(out, "workers: {}", workers.len())?;
         for w in &workers {
@@ -140,4 +156,114 @@ fn cost(verify_fuel: u64, total_fuel: u64) -> f64 {
     } else {
         verify_fuel as f64 / total_fuel as f64
     }
+}
+
+/// The chain part of `status`, as JSON (printed as is with --json, as text otherwise).
+async fn chain_status(
+    config: &crate::epoch::ChainConfig,
+    signer: smartnodes_contracts::PrivateKeySigner,
+    session: &UserSession,
+) -> Result<serde_json::Value> {
+    use smartnodes_contracts::{Address, Chain, U256};
+    use std::collections::BTreeMap;
+    let chain = Chain::connect(&config.endpoint, signer, config.deployment)
+        .await
+        .context("connecting to the contracts")?;
+    let info = chain.round_info().await?;
+    let contents = crate::commands::chain::executed_contents(&chain, session).await?;
+    let last = match info.epoch {
+        0 | 1 => None,
+        e => {
+            let r = chain.epoch_record(e - 1).await?;
+            Some(serde_json::json!({
+                "epoch": e - 1,
+                "summary_hash": r.summary_hash.to_string(),
+                "votes": r.votes,
+                "emission": r.emission.to_string(),
+                "worker_reward_total": r.worker_reward_total.to_string(),
+                "claimed": r.claimed.to_string(),
+                "executed_at": r.executed_at,
+            }))
+        }
+    };
+    // Claimable: leaves of executed epochs not claimed yet.
+    let mut claimable: BTreeMap<Address, U256> = BTreeMap::new();
+    for c in &contents {
+        for (a, amount) in &c.rewards {
+            let (a, amount) = (Address::from(*a), U256::from_be_bytes(*amount));
+            let slot = claimable.entry(a).or_default();
+            if !chain.reward_claimed(a, amount, c.epoch).await? {
+                *slot += amount;
+            }
+        }
+    }
+    let mut nodes = Vec::new();
+    for v in chain.validators().await? {
+        nodes.push(serde_json::json!({
+            "role": "validator",
+            "address": v.to_string(),
+            "balance": chain.token_balance(v).await?.to_string(),
+            "claimable": "0",
+        }));
+    }
+    for (a, amount) in &claimable {
+        nodes.push(serde_json::json!({
+            "role": "worker",
+            "address": a.to_string(),
+            "balance": chain.token_balance(*a).await?.to_string(),
+            "claimable": amount.to_string(),
+        }));
+    }
+    Ok(serde_json::json!({
+        "backend": chain.backend_name(),
+        "core": config.deployment.core.to_string(),
+        "current_epoch": info.epoch,
+        "proposals_open": info.open,
+        "proposals_open_at": info.proposals_open_at,
+        "last_executed": last,
+        "nodes": nodes,
+    }))
+}
+
+fn print_chain(out: &mut impl Write, c: &serde_json::Value) -> Result<()> {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    writeln!(
+        out,
+        "chain: {} core {} epoch {} (proposals {})",
+        s(&c["backend"]),
+        s(&c["core"]),
+        c["current_epoch"],
+        if c["proposals_open"] == true {
+            "open"
+        } else {
+            "not open yet"
+        }
+    )?;
+    match &c["last_executed"] {
+        serde_json::Value::Null => writeln!(out, "  no epoch executed yet")?,
+        l => writeln!(
+            out,
+            "  last executed: epoch {} summary {} votes {} minted {} workers {} claimed {} (SNO wei)",
+            l["epoch"],
+            s(&l["summary_hash"]),
+            l["votes"],
+            s(&l["emission"]),
+            s(&l["worker_reward_total"]),
+            s(&l["claimed"])
+        )?,
+    }
+    for n in c["nodes"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  {} {} balance {} claimable {} (SNO wei)",
+            s(&n["role"]),
+            s(&n["address"]),
+            s(&n["balance"]),
+            s(&n["claimable"])
+        )?;
+    }
+    Ok(())
 }

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod procs;
 pub mod report;
 
+use crate::epoch::testnet::ChainSetup;
 use crate::harness::{Network, NetworkConfig};
 use crate::identity::Identity;
 use crate::net::proto::{JobLimits, JobResponse, JobStatus, WorkerStatus};
@@ -224,7 +225,7 @@ pub struct Silent;
 impl Observer for Silent {}
 
 enum Backend {
-    InProcess(Network),
+    InProcess(Box<Network>),
     Processes(Mutex<procs::Children>),
 }
 
@@ -292,6 +293,15 @@ impl Devnet {
                     fsync: true,
                     cheaters: cheats.clone(),
                     sample_ppm: config.sample_ppm,
+                    chain: match config.chain {
+                        // One embedded chain shared by every node, its clock moving with
+                        // the wall clock so that epochs follow on their own.
+                        ChainChoice::Embedded => Some(ChainSetup {
+                            clock: true,
+                            ..ChainSetup::embedded(config.epoch_secs)
+                        }),
+                        ChainChoice::Rpc(_) => None,
+                    },
                 })
                 .await?;
                 let mut nodes = Vec::new();
@@ -324,7 +334,7 @@ impl Devnet {
                     obs.node_started(&info);
                     nodes.push(info);
                 }
-                (Backend::InProcess(net), nodes)
+                (Backend::InProcess(Box::new(net)), nodes)
             }
             NodeMode::Processes { binary } => {
                 obs.note(&format!(
@@ -433,8 +443,8 @@ impl Devnet {
 
     /// Whether epochs are tracked (a chain is connected).
     pub fn has_chain(&self) -> bool {
-        // Issue 6: also true when the in-process harness runs a chain.
         self.chain.is_some()
+            || matches!(&self.backend, Backend::InProcess(net) if net.chain.is_some())
     }
 
     /// Builds and submits the jobs, waits for every result, for the cheaters to be
@@ -599,9 +609,19 @@ impl Devnet {
     /// `None` without a chain. Issue 6 may answer from [`ChainView`] (set by
     /// [`connect_chain`]) or, in process, from the harness's chain via `self.backend`.
     async fn chain_snapshot(&self) -> Option<Result<ChainSnapshot, DevnetError>> {
-        match &self.chain {
-            Some(c) => Some(c.snapshot().await),
-            None => None,
+        if let Some(c) = &self.chain {
+            return Some(c.snapshot().await);
+        }
+        match &self.backend {
+            Backend::InProcess(net) => {
+                let report = net.chain_report().await?;
+                Some(
+                    report
+                        .map_err(|e| DevnetError::Chain(e.to_string()))
+                        .map(|r| in_process_snapshot(net, r)),
+                )
+            }
+            Backend::Processes(_) => None,
         }
     }
 
@@ -785,5 +805,50 @@ impl Devnet {
                 children.stop().await
             }
         }
+    }
+}
+
+/// The chain as the in-process network's [`crate::epoch::testnet::ChainReport`] tells it,
+/// plus what every node was rewarded (from the executed summaries a validator holds).
+fn in_process_snapshot(net: &Network, r: crate::epoch::testnet::ChainReport) -> ChainSnapshot {
+    use smartnodes_contracts::U256;
+    let wei = |v: U256| u128::try_from(v).unwrap_or(u128::MAX);
+    // Rewarded to each worker by the executed epochs (claimed or not).
+    let mut rewarded: std::collections::HashMap<[u8; 20], u128> = Default::default();
+    if let Some(e) = net.validators.iter().find_map(|v| v.epochs.as_ref()) {
+        for content in e.executed_from(0) {
+            for (address, amount) in &content.rewards {
+                *rewarded.entry(*address).or_default() += wei(U256::from_be_bytes(*amount));
+            }
+        }
+    }
+    ChainSnapshot {
+        endpoint: r.backend.to_string(),
+        epochs: r
+            .epochs
+            .iter()
+            .map(|e| chain::EpochRecord {
+                number: e.epoch,
+                proposer: e.proposer.to_string(),
+                votes: e.votes,
+                gas_used: e.gas.iter().map(|g| g.gas).sum(),
+                executed: true,
+            })
+            .collect(),
+        sno_minted: wei(r.minted),
+        sno_claimed: r.epochs.iter().map(|e| wei(e.claimed)).sum(),
+        balances: r
+            .nodes
+            .iter()
+            .map(|n| chain::NodeBalance {
+                address: n.address.to_string(),
+                // Validators are paid for their votes directly; workers claim theirs.
+                earned: match n.role {
+                    "worker" => rewarded.get(&n.address.0 .0).copied().unwrap_or(0),
+                    _ => wei(n.earned),
+                },
+                claimed: wei(n.balance),
+            })
+            .collect(),
     }
 }

@@ -398,6 +398,7 @@ pub async fn start(
         protocols::TOPIC_JOBS,
         protocols::TOPIC_RECEIPTS,
         protocols::TOPIC_FRAUD,
+        protocols::TOPIC_EPOCHS,
     ] {
         swarm
             .behaviour_mut()

@@ -67,6 +67,8 @@ pub mod protocols {
     pub const TOPIC_RECEIPTS: &str = "smartnodes/receipts/1";
     /// Gossipsub topic of fraud proofs.
     pub const TOPIC_FRAUD: &str = "smartnodes/fraud/1";
+    /// Gossipsub topic of epochs: signed receipt batches and proposal contents.
+    pub const TOPIC_EPOCHS: &str = "smartnodes/epochs/1";
 }
 
 /// The canonical encoding of anything hashed or signed.
@@ -317,6 +319,12 @@ pub enum JobRequest {
         /// Bitset of the task indices the caller already has (bit `i % 8` of byte `i / 8`).
         have: Vec<u8>,
     },
+    /// Epochs (issue 6): the contents of executed epochs from `from` on (at most
+    /// [`crate::epoch::node::SERVED_EPOCHS`]), to claim rewards with.
+    Epochs {
+        /// The first epoch wanted.
+        from: u64,
+    },
 }
 
 /// `/smartnodes/job/1` responses.
@@ -341,6 +349,8 @@ pub enum JobResponse {
         /// Fraud proofs the validator made, accepted or refused (at most 256).
         proofs: Vec<ProofStatus>,
     },
+    /// Executed epochs' contents, ascending (check each against the on-chain hash).
+    Epochs(Vec<crate::epoch::ProposalContent>),
     /// Some results (at most as many as fit in a message; ask again for more).
     Results {
         /// Tasks in the job.
@@ -442,6 +452,9 @@ pub enum TaskRequest {
         capacity: u32,
         /// The worker's engine fingerprint.
         engine: Hash,
+        /// The worker's chain address, registered on `SmartnodesCore` with its peer id
+        /// (`None`: not registered; only `--devnet-open` validators accept it).
+        address: Option<[u8; 20]>,
     },
     /// Worker → validator, every second: I am alive and have these tasks.
     Heartbeat {
@@ -674,6 +687,8 @@ pub enum Gossip {
     ReceiptsAccepted(Vec<Receipt>),
     /// A validator proved a worker cheated; every validator re-checks before acting.
     Fraud(Box<FraudProof>),
+    /// Epochs (issue 6): receipt batches and proposal contents.
+    Epoch(Box<crate::epoch::EpochGossip>),
 }
 
 /// What a validator got when it ran a task itself.

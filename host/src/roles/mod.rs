@@ -59,6 +59,11 @@ pub struct NodeConfig {
     pub cheat: Option<cheat::Cheat>,
     /// A validator's default share of results it re-executes, in parts per million.
     pub sample_ppm: u32,
+    /// The node's chain account (its identity's Ethereum key).
+    pub eth_signer: smartnodes_contracts::PrivateKeySigner,
+    /// The contracts, when epochs run: validators propose and vote, workers register and
+    /// claim (see [`crate::epoch`]). `None`: no chain, nobody is paid.
+    pub chain: Option<crate::epoch::ChainConfig>,
 }
 
 impl NodeConfig {
@@ -76,6 +81,8 @@ impl NodeConfig {
             fsync: true,
             cheat: None,
             sample_ppm: DEFAULT_SAMPLE_PPM,
+            eth_signer: identity.eth_signer(),
+            chain: None,
         })
     }
 }
@@ -95,6 +102,9 @@ pub enum NodeError {
     /// The sandbox.
     #[error("starting the sandbox: {0}")]
     Runtime(String),
+    /// The chain.
+    #[error(transparent)]
+    Epoch(#[from] crate::epoch::EpochError),
 }
 
 /// A running node.
@@ -104,6 +114,11 @@ pub struct Node {
     pub client: Client,
     /// The addresses it listens on, each ending in `/p2p/<peer id>`.
     pub listen_addrs: Vec<Multiaddr>,
+    /// A validator's epoch driver (with a chain): [`crate::epoch::EpochNode::blacklist`]
+    /// is the verification's hook.
+    pub epochs: Option<Arc<crate::epoch::EpochNode>>,
+    /// A worker's reward claimer (with a chain and automatic claims).
+    pub claimer: Option<Arc<crate::epoch::Claimer>>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -153,8 +168,25 @@ pub async fn start_node(
                 .map_err(|e| NodeError::Runtime(e.to_string()))?,
         ),
     };
+    let mut node_epochs = None;
+    let mut node_claimer = None;
     let task = match config.role {
         Role::Validator => {
+            let epochs = match &config.chain {
+                Some(chain) => Some(
+                    crate::epoch::EpochNode::start(
+                        chain.clone(),
+                        config.eth_signer.clone(),
+                        config.keypair.clone(),
+                        client.clone(),
+                        store.clone(),
+                        shutdown_rx.clone(),
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
+            node_epochs = epochs.clone();
             validator::Validator::start(
                 &config,
                 client.clone(),
@@ -162,17 +194,41 @@ pub async fn start_node(
                 runtime,
                 events,
                 shutdown_rx,
+                epochs,
             )
             .await?
         }
         Role::Worker => {
-            worker::Worker::start(&config, client.clone(), store, runtime, events, shutdown_rx)
-                .await?
+            let claimer = match &config.chain {
+                Some(chain) if chain.auto_claim => Some(
+                    crate::epoch::Claimer::start(
+                        chain,
+                        config.eth_signer.clone(),
+                        client.clone(),
+                        shutdown_rx.clone(),
+                    )
+                    .await?,
+                ),
+                _ => None,
+            };
+            node_claimer = claimer.clone();
+            worker::Worker::start(
+                &config,
+                client.clone(),
+                store,
+                runtime,
+                events,
+                shutdown_rx,
+                claimer,
+            )
+            .await?
         }
     };
     Ok(Node {
         client,
         listen_addrs,
+        epochs: node_epochs,
+        claimer: node_claimer,
         shutdown,
         task,
     })

@@ -200,6 +200,14 @@ impl UserSession {
             .await?)
     }
 
+    /// Epochs (issue 6): the validator's executed epochs' contents from `from` on.
+    pub async fn epochs(&self, from: u64) -> Result<JobResponse, UserError> {
+        Ok(self
+            .client
+            .job(self.validator(), JobRequest::Epochs { from })
+            .await?)
+    }
+
     /// Submits a job and returns its id once the validator has stored it.
     pub async fn submit(&self, job: &JobRequestSpec) -> Result<Hash, UserError> {
         if job.inputs.is_empty() || job.inputs.len() > limits::MAX_TASKS {

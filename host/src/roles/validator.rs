@@ -89,6 +89,8 @@ pub(crate) struct Validator {
     sample_ppm: u32,
     /// Wakes the verification lane.
     checks: tokio::sync::Notify,
+    /// Epochs (issue 6): `None` without a chain.
+    epochs: Option<Arc<crate::epoch::EpochNode>>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -120,8 +122,10 @@ impl Validator {
         runtime: Arc<Runtime>,
         mut events: mpsc::Receiver<Event>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        epochs: Option<Arc<crate::epoch::EpochNode>>,
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let validator = Arc::new(Validator {
+            epochs,
             blobs: Blobs::new(client.clone(), store.clone()),
             secret: store.secret("sampling")?,
             client,
@@ -260,6 +264,15 @@ impl Validator {
                 let v = self.clone();
                 tokio::spawn(async move { v.on_fraud_gossip(*proof).await });
             }
+            // Epochs (issue 6).
+            Event::Gossip {
+                from,
+                message: Gossip::Epoch(g),
+            } => {
+                if let Some(e) = &self.epochs {
+                    e.on_gossip(from, *g);
+                }
+            }
             Event::Connected(_) | Event::Gossip { .. } => {}
         }
     }
@@ -277,11 +290,26 @@ impl Validator {
             Request::Job(JobRequest::Results { job, have }) => {
                 Response::Job(self.results(&job, &have))
             }
-            Request::Task(TaskRequest::Register { capacity, .. }) => {
+            // Epochs (issue 6).
+            Request::Job(JobRequest::Epochs { from }) => Response::Job(match &self.epochs {
+                Some(e) => JobResponse::Epochs(e.executed_from(from)),
+                None => JobResponse::Rejected {
+                    reason: "this validator runs without a chain".into(),
+                },
+            }),
+            Request::Task(TaskRequest::Register {
+                capacity, address, ..
+            }) => {
                 if let Some(proof) = self.blacklisted(&peer) {
                     return Response::Task(TaskResponse::Rejected {
                         reason: format!("blacklisted by fraud proof {}", hex::encode(proof)),
                     });
+                }
+                // Epochs (issue 6): only workers registered on chain.
+                if let Some(e) = &self.epochs {
+                    if let Err(reason) = e.admit_worker(peer, address).await {
+                        return Response::Task(TaskResponse::Rejected { reason });
+                    }
                 }
                 self.register(peer, capacity);
                 Response::Task(TaskResponse::Ok)
@@ -876,6 +904,9 @@ impl Validator {
         let _ = self
             .store
             .update_reputation(&peer.to_bytes(), |r| r.score += 1);
+        if let Some(e) = &self.epochs {
+            e.on_accepted(&result.receipt, total); // Epochs (issue 6).
+        }
         if finished {
             tracing::info!(job = %hex::encode(id.0), "job done");
         }

@@ -46,6 +46,9 @@ pub(crate) struct Worker {
     cheat: Option<Cheat>,
     /// The last task it really ran (what a `copy` cheat replays).
     last_run: Mutex<Option<Ran>>,
+    /// Epochs (issue 6): the chain address sent when registering, and the reward claimer.
+    address: Option<[u8; 20]>,
+    claimer: Option<Arc<crate::epoch::Claimer>>,
 }
 
 /// What running a task produced, as a receipt reports it.
@@ -75,9 +78,15 @@ impl Worker {
         runtime: Arc<Runtime>,
         mut events: mpsc::Receiver<Event>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
+        claimer: Option<Arc<crate::epoch::Claimer>>,
     ) -> Result<tokio::task::JoinHandle<()>, StoreError> {
         let slots = config.worker_slots.max(1) as u32;
         let worker = Arc::new(Worker {
+            address: config
+                .chain
+                .as_ref()
+                .map(|_| config.eth_signer.address().into_array()),
+            claimer,
             blobs: Blobs::new(client.clone(), store.clone()),
             client,
             store,
@@ -185,6 +194,7 @@ impl Worker {
         let request = TaskRequest::Register {
             capacity: self.slots,
             engine: self.runtime.fingerprint().0,
+            address: self.address,
         };
         match self.client.task(validator, request).await {
             Ok(TaskResponse::Ok) => tracing::info!(%validator, "registered"),
@@ -226,6 +236,17 @@ impl Worker {
     }
 
     fn on_event(self: &Arc<Self>, event: Event) {
+        // Epochs (issue 6): proposal contents, to claim rewards.
+        if let Event::Gossip {
+            from,
+            message: Gossip::Epoch(g),
+        } = event
+        {
+            if let Some(c) = &self.claimer {
+                c.on_gossip(from, *g);
+            }
+            return;
+        }
         let Event::Inbound {
             peer,
             request,

@@ -282,11 +282,16 @@ impl Validator {
     /// withdraws every result it delivered in the jobs this validator holds.
     fn convict(self: &Arc<Self>, worker: PeerId, proof: &FraudProof) -> Result<(), StoreError> {
         let id = proof.id();
+        self.store.frauds.insert(&id, proof)?;
+        // Epochs: the worker's uncounted receipts are forfeited and the next summary
+        // blacklists it on chain (with the smallest proof id known, so that validators
+        // that caught it separately agree).
+        if let Some(e) = &self.epochs {
+            e.blacklist(worker, id);
+        }
         if self.blacklisted(&worker).is_some() {
-            self.store.frauds.insert(&id, proof)?;
             return Ok(());
         }
-        self.store.frauds.insert(&id, proof)?;
         self.store.update_reputation(&worker.to_bytes(), |r| {
             r.blacklisted = Some(id);
             r.streak = 0;
