@@ -224,9 +224,19 @@ fn devnet_with_defaults_completes_every_job_correctly() {
     let pgm = std::fs::read(dir.path().join("mandelbrot.pgm")).unwrap();
     let (w, h, _) = pgm_size(&pgm);
     assert_eq!((w, h), (384, 256));
-    // Without chain support there are no epochs, and nothing pretends otherwise.
-    assert_eq!(json["chain"], Value::Null);
-    assert!(json.get("epochs_executed").is_none());
+    // Epochs settled on the embedded chain, and paid: the cheater nothing.
+    assert_eq!(json["chain"], "embedded");
+    assert!(json["epochs_executed"].as_u64().unwrap() >= 2, "{json:#}");
+    let minted: u128 = json["sno_minted_wei"].as_str().unwrap().parse().unwrap();
+    let claimed: u128 = json["sno_claimed_wei"].as_str().unwrap().parse().unwrap();
+    assert!(minted > 0 && claimed > 0 && claimed <= minted, "{minted} {claimed}");
+    for node in json["nodes"].as_array().unwrap() {
+        if cheaters.contains(&node["peer_id"]) {
+            assert_eq!(node["sno_earned"], 0.0, "{node:#}");
+        } else if node["role"] == "worker" {
+            assert!(node["sno_earned"].as_f64().unwrap() > 0.0, "{node:#}");
+        }
+    }
     assert!(started.elapsed() < Duration::from_secs(180));
 }
 

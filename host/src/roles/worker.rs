@@ -46,6 +46,8 @@ pub(crate) struct Worker {
     cheat: Option<Cheat>,
     /// The last task it really ran (what a `copy` cheat replays).
     last_run: Mutex<Option<Ran>>,
+    /// Validators that refused its registration (warned about once).
+    refused: Mutex<HashSet<PeerId>>,
     /// Epochs (issue 6): the chain address sent when registering, and the reward claimer.
     address: Option<[u8; 20]>,
     claimer: Option<Arc<crate::epoch::Claimer>>,
@@ -100,6 +102,7 @@ impl Worker {
             heartbeat: config.lease / 3,
             cheat: config.cheat,
             last_run: Mutex::default(),
+            refused: Mutex::default(),
         });
         if let Some(cheat) = config.cheat {
             tracing::warn!(%cheat, "THIS WORKER CHEATS ON PURPOSE (tests and demos only)");
@@ -197,8 +200,18 @@ impl Worker {
             address: self.address,
         };
         match self.client.task(validator, request).await {
-            Ok(TaskResponse::Ok) => tracing::info!(%validator, "registered"),
-            Ok(other) => tracing::warn!(%validator, "registration refused: {other:?}"),
+            Ok(TaskResponse::Ok) => {
+                self.refused.lock().expect("poisoned").remove(&validator);
+                tracing::info!(%validator, "registered")
+            }
+            Ok(other) => {
+                // Said once per validator (it keeps trying, every heartbeat).
+                if self.refused.lock().expect("poisoned").insert(validator) {
+                    tracing::warn!(%validator, "registration refused: {other:?}");
+                } else {
+                    tracing::debug!(%validator, "registration refused again: {other:?}");
+                }
+            }
             Err(e) => tracing::debug!(%validator, "registration failed: {e}"),
         }
     }
