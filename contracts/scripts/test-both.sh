@@ -67,3 +67,6 @@ SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes-contra
 
 echo "== cargo test: the node's epochs (validators, workers, claims) on JSON-RPC (anvil)"
 SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes --locked --test epochs -- --include-ignored
+
+echo "== the devnet on JSON-RPC (anvil): every node its own process"
+SMARTNODES_TEST_RPC_URL="http://127.0.0.1:$port" cargo test -p smartnodes --locked --test devnet -- --include-ignored devnet_on_anvil

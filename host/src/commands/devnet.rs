@@ -38,11 +38,16 @@ pub struct DevnetArgs {
     /// Epoch length on the chain, seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub epoch_secs: u64,
-    /// The chain: `embedded` (in this process) or an Ethereum JSON-RPC URL such as anvil's
-    /// http://127.0.0.1:8545 (then every node is its own process). NOT MERGED YET: with
-    /// `embedded` the devnet runs without a chain (no epochs, no SNO) and an URL is refused.
+    /// The chain: `embedded` (an EVM in this process, shared by the nodes; with
+    /// --processes there is no chain) or an Ethereum JSON-RPC URL such as anvil's
+    /// http://127.0.0.1:8545 (then every node is its own process, and the devnet deploys
+    /// the contracts there and funds the nodes from --key-file).
     #[arg(long, value_name = "embedded|RPC_URL", default_value = "embedded")]
     pub chain: String,
+    /// With --chain RPC_URL: the deployer's private key file (it needs ether there; it is
+    /// the treasury). Default: anvil's first dev account, funded on every fresh anvil.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// Run every node as its own `smartnodes node` process (127.0.0.1, OS-chosen ports),
     /// exactly as on separate machines. Implied by an RPC URL for --chain.
     #[arg(long)]
@@ -79,9 +84,21 @@ pub fn run(args: DevnetArgs) -> Result<u8> {
     };
     let chain = match args.chain.as_str() {
         "embedded" => ChainChoice::Embedded,
-        url => ChainChoice::Rpc(url.to_string()),
+        url => {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "--chain is `embedded` or an http(s) JSON-RPC URL, not {url:?}"
+            );
+            let key = match &args.key_file {
+                Some(path) => crate::commands::chain::read_key(path)?,
+                None => crate::devnet::rpc::ANVIL_DEV_KEY
+                    .parse()
+                    .context("anvil's dev key")?,
+            };
+            ChainChoice::Rpc(url.to_string(), key)
+        }
     };
-    let mode = if args.processes || matches!(chain, ChainChoice::Rpc(_)) {
+    let mode = if args.processes || matches!(chain, ChainChoice::Rpc(..)) {
         NodeMode::Processes {
             binary: std::env::current_exe().context("finding the smartnodes binary")?,
         }

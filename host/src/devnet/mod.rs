@@ -12,6 +12,13 @@
 //! - [`procs`]: child-process supervision for `--processes`.
 
 pub mod chain;
+pub mod rpc;
+
+/// Proposers the contract draws per round. One: the others check its summary and vote.
+/// (When every validator proposes at once, each votes for its own summary by proposing,
+/// and summaries built a moment apart can differ by a late batch: a split that stalls the
+/// epoch, since a validator votes once per epoch.)
+pub const PROPOSERS_PER_ROUND: u32 = 1;
 pub mod jobs;
 pub mod procs;
 pub mod report;
@@ -26,6 +33,7 @@ use chain::{ChainSnapshot, ChainView};
 use jobs::DevnetJob;
 use libp2p::{Multiaddr, PeerId};
 use report::{DevnetReport, JobRow, NodeRow};
+use smartnodes_contracts::PrivateKeySigner;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -85,12 +93,14 @@ pub enum NodeMode {
 }
 
 /// Which chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ChainChoice {
-    /// The embedded chain shared in-process (issue 6; not merged yet: no chain).
+    /// The embedded chain shared in-process (with `--processes`: no chain, since separate
+    /// processes cannot share it).
     Embedded,
-    /// An Ethereum JSON-RPC endpoint (issue 6; not merged yet: refused).
-    Rpc(String),
+    /// An Ethereum JSON-RPC endpoint and the deployer's key (funded there); the nodes run
+    /// as separate processes.
+    Rpc(String, PrivateKeySigner),
 }
 
 /// What to run.
@@ -248,37 +258,17 @@ pub struct Devnet {
     chain: Option<Box<dyn ChainView>>,
 }
 
-/// Sets up the chain (issue 6 plugs in here): deploys the contracts on the embedded chain
-/// or at the RPC URL, registers `nodes`, and returns the view the run loop polls. Without
-/// chain support every choice gives `None` (embedded) or an error (RPC), so nothing about
-/// epochs is ever made up.
-async fn connect_chain(
-    config: &DevnetConfig,
-    _nodes: &[NodeInfo],
-) -> Result<Option<Box<dyn ChainView>>, DevnetError> {
-    match &config.chain {
-        ChainChoice::Embedded => Ok(None),
-        ChainChoice::Rpc(url) => Err(DevnetError::Chain(format!(
-            "--chain {url}: chain support (epochs, registration, SNO; issue 6) is not merged \
-             yet; run without --chain (add --processes for separate node processes)"
-        ))),
-    }
-}
-
 impl Devnet {
     /// Starts the nodes (and, with chain support, the chain) and connects a user session to
     /// every validator.
     pub async fn start(config: DevnetConfig, obs: &dyn Observer) -> Result<Devnet, DevnetError> {
         config.check()?;
-        if let ChainChoice::Rpc(_) = config.chain {
-            // Refuse before starting anything.
-            connect_chain(&config, &[]).await?;
-        }
         std::fs::create_dir_all(&config.data_dir).map_err(|source| DevnetError::Io {
             path: config.data_dir.clone(),
             source,
         })?;
         let cheats: Vec<Cheat> = vec![config.cheat; config.cheaters];
+        let mut chain_view: Option<Box<dyn ChainView>> = None;
         let (backend, nodes) = match &config.mode {
             NodeMode::InProcess => {
                 obs.note(&format!(
@@ -296,11 +286,17 @@ impl Devnet {
                     chain: match config.chain {
                         // One embedded chain shared by every node, its clock moving with
                         // the wall clock so that epochs follow on their own.
-                        ChainChoice::Embedded => Some(ChainSetup {
-                            clock: true,
-                            ..ChainSetup::embedded(config.epoch_secs)
-                        }),
-                        ChainChoice::Rpc(_) => None,
+                        ChainChoice::Embedded => {
+                            let mut setup = ChainSetup::embedded(config.epoch_secs);
+                            setup.clock = true;
+                            setup.params.proposers_per_round = PROPOSERS_PER_ROUND;
+                            Some(setup)
+                        }
+                        ChainChoice::Rpc(..) => {
+                            return Err(DevnetError::Chain(
+                                "a JSON-RPC chain needs node processes (--processes)".into(),
+                            ))
+                        }
                     },
                 })
                 .await?;
@@ -341,6 +337,21 @@ impl Devnet {
                     "starting {} validators and {} workers as `smartnodes node` processes",
                     config.validators, config.workers
                 ));
+                let mut rpc_chain = match &config.chain {
+                    ChainChoice::Rpc(url, key) => {
+                        obs.note(&format!("deploying the contracts on {url}"));
+                        Some(
+                            rpc::RpcChain::deploy(
+                                url,
+                                key.clone(),
+                                config.epoch_secs,
+                                &config.data_dir,
+                            )
+                            .await?,
+                        )
+                    }
+                    ChainChoice::Embedded => None,
+                };
                 let mut children = procs::Children::default();
                 let mut nodes = Vec::new();
                 let lease = config.lease.as_secs_f64();
@@ -354,6 +365,16 @@ impl Devnet {
                         ("worker", format!("worker-{w}"), cheats.get(w).copied())
                     };
                     let data_dir = config.data_dir.join("nodes").join(&name);
+                    // Its keys now (the process loads the same), so it can be funded first.
+                    let identity = Identity::load_or_create(&data_dir)
+                        .map_err(crate::roles::NodeError::from)?;
+                    if let Some(rpc) = rpc_chain.as_mut() {
+                        rpc.fund(
+                            role,
+                            smartnodes_contracts::Address::from(identity.eth_address()),
+                        )
+                        .await?;
+                    }
                     let child = children
                         .spawn(procs::ChildSpec {
                             binary,
@@ -365,6 +386,9 @@ impl Devnet {
                             lease,
                             sample_rate,
                             cheat,
+                            chain: rpc_chain
+                                .as_ref()
+                                .map(|r| (r.url(), r.deployment_file.as_path())),
                         })
                         .await?;
                     let info = NodeInfo {
@@ -372,9 +396,7 @@ impl Devnet {
                         role,
                         peer_id: child.peer_id,
                         addr: child.addr.clone(),
-                        eth_address: Identity::load_or_create(&data_dir)
-                            .map_err(crate::roles::NodeError::from)?
-                            .eth_address_hex(),
+                        eth_address: identity.eth_address_hex(),
                         cheater: cheat.is_some(),
                         pid: Some(child.child.id()),
                     };
@@ -384,6 +406,7 @@ impl Devnet {
                     obs.node_started(&info);
                     nodes.push(info);
                 }
+                chain_view = rpc_chain.map(|r| Box::new(r) as Box<dyn ChainView>);
                 (Backend::Processes(Mutex::new(children)), nodes)
             }
         };
@@ -392,7 +415,7 @@ impl Devnet {
             backend,
             nodes,
             sessions: Vec::new(),
-            chain: None,
+            chain: chain_view,
         };
         // From here on a failure must stop what was started.
         match devnet.connect().await {
@@ -427,7 +450,6 @@ impl Devnet {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        self.chain = connect_chain(&self.config, &self.nodes).await?;
         Ok(())
     }
 

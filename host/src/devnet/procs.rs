@@ -67,6 +67,8 @@ pub struct ChildSpec<'a> {
     pub sample_rate: f64,
     /// A cheating worker.
     pub cheat: Option<Cheat>,
+    /// A JSON-RPC chain: its URL and the deployment file.
+    pub chain: Option<(&'a str, &'a Path)>,
 }
 
 impl Children {
@@ -100,6 +102,9 @@ impl Children {
         }
         if let Some(cheat) = spec.cheat {
             cmd.arg("--cheat").arg(cheat.to_string());
+        }
+        if let Some((url, deployment)) = spec.chain {
+            cmd.args(["--rpc-url", url, "--deployment"]).arg(deployment);
         }
         let mut child = cmd
             .spawn()
