@@ -95,7 +95,7 @@ pub mod portable {
         })
     }
 
-    /// A running `native-timer` built with the `portable` feature.
+    /// A running `native-timer`.
     #[derive(Debug)]
     pub struct NativeTimer {
         child: Child,
@@ -104,17 +104,22 @@ pub mod portable {
     }
 
     impl NativeTimer {
-        /// Builds `native-timer` (release, `--features portable`) into
-        /// `target_dir/native-portable` with the `cargo` found in `$CARGO` (or on the path)
-        /// and starts it. The build is a separate one so that its features do not leak into
-        /// the caller's.
-        pub fn start(target_dir: &Path) -> std::io::Result<Self> {
+        /// Builds `native-timer` (release; with `--features portable` when `portable`)
+        /// into `target_dir/native-timer-{portable,default}` with the `cargo` found in
+        /// `$CARGO` (or on the path) and starts it. The build is a separate one so that its
+        /// features do not leak into the caller's. Both baselines are measured this way,
+        /// so that they differ only in the code: a native run inside a benchmark process
+        /// that has done other work (allocated and freed wasm memories, say) is not timed
+        /// under the same conditions as one in a fresh process.
+        pub fn start(target_dir: &Path, portable: bool) -> std::io::Result<Self> {
             let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../..")
                 .canonicalize()?;
-            let portable_dir = target_dir.join("native-portable");
+            let features = if portable { "portable" } else { "default" };
+            let build_dir = target_dir.join(format!("native-timer-{features}"));
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
+            let mut build = Command::new(cargo);
+            build
                 .current_dir(&workspace)
                 .args([
                     "build",
@@ -122,23 +127,24 @@ pub mod portable {
                     "--release",
                     "-p",
                     "smartnodes-examples",
-                    "--features",
-                    "portable",
                     "--bin",
                     "native-timer",
                     "--target-dir",
                 ])
-                .arg(&portable_dir)
+                .arg(&build_dir)
                 // The guests are the same either way: share the caller's build of them.
                 .env("SMARTNODES_GUEST_TARGET_DIR", target_dir.join("guests"))
-                .env_remove("CARGO_TARGET_DIR")
-                .status()?;
+                .env_remove("CARGO_TARGET_DIR");
+            if portable {
+                build.args(["--features", "portable"]);
+            }
+            let status = build.status()?;
             if !status.success() {
                 return Err(std::io::Error::other(format!(
                     "building native-timer failed ({status})"
                 )));
             }
-            let exe: PathBuf = portable_dir.join("release").join("native-timer");
+            let exe: PathBuf = build_dir.join("release").join("native-timer");
             let mut child = Command::new(&exe)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -150,10 +156,10 @@ pub mod portable {
                 stdin,
                 stdout,
             };
-            let features = timer.ask("features")?;
-            if features != "portable" {
+            let reported = timer.ask("features")?;
+            if reported != features {
                 return Err(std::io::Error::other(format!(
-                    "native-timer reports features {features:?}, not \"portable\""
+                    "native-timer reports features {reported:?}, not {features:?}"
                 )));
             }
             Ok(timer)
