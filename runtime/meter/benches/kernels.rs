@@ -246,6 +246,8 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (mut rp, mut rw, mut rm, mut mp, mut mf, mut rn, mut rf) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    // Per example: plain, wasmtime fuel + NaN, meter, meter without NaN, each / portable.
+    let mut fair: Vec<(&str, [f64; 4])> = Vec::new();
     for (name, wasm) in smartnodes_examples::ALL {
         let input = smartnodes_examples::workload(name).expect("a workload");
         let modes = [
@@ -279,6 +281,10 @@ fn main() {
         }
         assert_eq!(fuels.0, fuels.1, "{name}: fuel counts differ");
         let [n, f, p, w, m, nn] = times.map(median);
+        fair.push((
+            name,
+            [p, w, m, nn].map(|d| d.as_secs_f64() / f.as_secs_f64()),
+        ));
         let r = |d: Duration| d.as_secs_f64() / n.as_secs_f64();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         rf.push(r(f));
@@ -320,6 +326,30 @@ fn main() {
             agg(&mp),
             agg(&mf),
             agg(&rn)
+        );
+    }
+    println!();
+    println!("Ratios to native, portable (the fair baseline):");
+    println!();
+    println!("| example | plain wasm | wasmtime fuel + NaN canon | meter (fuel + depth + NaN) | meter without NaN canon |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, r) in &fair {
+        println!(
+            "| {name} | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+            r[0], r[1], r[2], r[3]
+        );
+    }
+    let column = |k: usize| fair.iter().map(|(_, r)| r[k]).collect::<Vec<_>>();
+    for (label, agg) in [
+        ("**geomean**", geomean as fn(&[f64]) -> f64),
+        ("worst", worst),
+    ] {
+        println!(
+            "| {label} | {:.2}x | {:.2}x | **{:.2}x** | {:.2}x |",
+            agg(&column(0)),
+            agg(&column(1)),
+            agg(&column(2)),
+            agg(&column(3))
         );
     }
     println!();
