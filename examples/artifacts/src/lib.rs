@@ -214,4 +214,23 @@ mod tests {
             assert!(super::workload(name).is_some(), "{name}");
         }
     }
+
+    /// The guests are built with wasm SIMD: rustc lists the enabled features in the
+    /// module's `target_features` custom section (`+`, length 7, `simd128`).
+    #[test]
+    fn guests_are_built_with_simd128() {
+        for (name, wasm) in super::ALL {
+            assert!(
+                wasm.windows(9).any(|w| w == b"+\x07simd128"),
+                "{name} was built without simd128"
+            );
+        }
+    }
+
+    #[test]
+    fn output_hash_is_fnv1a() {
+        use super::portable::output_hash;
+        assert_eq!(output_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(output_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
 }
