@@ -51,6 +51,10 @@ fn main() {
                 .unwrap_or_else(|| workspace.join("target"))
                 .join("guests")
         });
+    // A relative CARGO_TARGET_DIR (`target`) is relative to where cargo was started, which
+    // a build script cannot see; the workspace root is where our scripts start it. (The
+    // nested build runs there, and the copy below runs in this package's directory.)
+    let target_dir = workspace.join(target_dir);
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
