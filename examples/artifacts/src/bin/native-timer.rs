@@ -1,10 +1,11 @@
 //! `native-timer`: runs the example tasks natively on their benchmark workloads and reports
 //! how long each run took, measured in this process (so process start-up is not counted).
 //!
-//! Built by [`smartnodes_examples::portable::NativeTimer`] with the `portable` feature, it
-//! is the "native, portable" baseline of the benchmarks: the same code as the native
-//! column, without the CPU-specific paths that wasm cannot use (`sha2`'s SHA extensions).
-//! Cargo unifies features within one build, so this baseline lives in a separate binary.
+//! Built by [`smartnodes_examples::portable::NativeTimer`] twice, in target directories of
+//! its own: without features it is the benchmarks' "native" column; with the `portable`
+//! feature, their "native, portable" baseline: the same code without the CPU-specific paths
+//! that wasm cannot use (`sha2`'s SHA extensions). Cargo unifies features within one build,
+//! so the baselines live in separate binaries, and both are timed the same way.
 //!
 //! Protocol (line based): read an example name, run it once on
 //! `smartnodes_examples::workload(name)` (after one untimed warm-up run on the first
