@@ -1,6 +1,7 @@
 //! Compiles every example task to `wasm32-wasip1` (release) with a nested cargo, in a
 //! target directory of its own so it never waits on the outer build's lock, and writes
-//! `examples.rs` into OUT_DIR with the modules embedded as bytes.
+//! `examples.rs` into OUT_DIR with the modules embedded as bytes. The guests are built with
+//! wasm SIMD (`-Ctarget-feature=+simd128`).
 //!
 //! The wasm target is installed with `rustup target add wasm32-wasip1` when missing, so a
 //! fresh machine needs nothing by hand.
@@ -18,6 +19,10 @@ const TASKS: &[(&str, &str)] = &[
 ];
 
 const TARGET: &str = "wasm32-wasip1";
+
+/// Rust flags of the guest build (`CARGO_ENCODED_RUSTFLAGS`: one flag per 0x1f-separated
+/// field).
+const GUEST_RUSTFLAGS: &str = "-Ctarget-feature=+simd128";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
@@ -46,6 +51,10 @@ fn main() {
                 .unwrap_or_else(|| workspace.join("target"))
                 .join("guests")
         });
+    // A relative CARGO_TARGET_DIR (`target`) is relative to where cargo was started, which
+    // a build script cannot see; the workspace root is where our scripts start it. (The
+    // nested build runs there, and the copy below runs in this package's directory.)
+    let target_dir = workspace.join(target_dir);
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -70,6 +79,11 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // Guests use wasm SIMD (`simd128`): the engine enables it, and a task built without it
+    // leaves the vector units unused where the native build auto-vectorises (matmul's
+    // inner loop). Nothing else: relaxed SIMD is left off (its results are made
+    // deterministic by the engine, but the plain instructions need no such help).
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", GUEST_RUSTFLAGS);
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("could not start cargo to build the example tasks: {e}"));

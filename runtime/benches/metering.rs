@@ -2,6 +2,10 @@
 //! by side in one run, for every example — wasmtime's fuel + NaN canonicalisation
 //! (`Metering::Wasmtime`) and the in-wasm rewrite (`Metering::Instrumented`). Medians over
 //! interleaved rounds (`SMARTNODES_BENCH_ROUNDS`, default 7); ratios are to native.
+//! Both native columns come from self-timing helper processes
+//! (`smartnodes_examples::portable::NativeTimer`): "native" is the plain release build,
+//! "portable" the same code without the CPU-specific paths that wasm cannot use (sha2's SHA
+//! extensions); the in-process native run checks the outputs.
 
 use smartnodes_runtime::{Limits, Metering, Runtime, RuntimeConfig, TaskInput, Verdict};
 use std::time::{Duration, Instant};
@@ -55,26 +59,45 @@ fn main() {
         ..Limits::DEFAULT
     };
 
+    let target_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("a target directory")
+        .to_path_buf();
+    let start = |portable| {
+        smartnodes_examples::portable::NativeTimer::start(&target_dir, portable)
+            .expect("building and starting native-timer")
+    };
+    let (mut native_timer, mut portable) = (start(false), start(true));
     println!("smartnodes-runtime metering benchmark: {rounds} interleaved rounds, medians");
+    println!(
+        "load average at start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     println!("wasmtime fuel: {}", wasmtime.fingerprint_description());
     println!("instrumented:  {}", ours.fingerprint_description());
     println!();
     println!(
-        "| example | native | wasmtime fuel + NaN canon | ratio | instrumented | ratio | fuel (both) |"
+        "| example | native | native, portable | wasmtime fuel + NaN canon | ratio | instrumented | ratio | ratio to portable | fuel (both) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    let (mut r_wt, mut r_in) = (Vec::new(), Vec::new());
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let (mut r_wt, mut r_in, mut r_inp) = (Vec::new(), Vec::new(), Vec::new());
     for (name, input) in workloads() {
         let wasm = smartnodes_examples::module(name).unwrap();
         let m_wt = wasmtime.load(wasm, &limits).unwrap().expect("valid");
         let m_in = ours.load(wasm, &limits).unwrap().expect("valid");
         let task = TaskInput::new(input.clone());
-        let (mut nat, mut wt, mut ins) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut nat, mut port, mut wt, mut ins) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut fuel = (0, 0);
         for _ in 0..rounds {
-            let t = Instant::now();
             let expected = native(name, &input);
-            nat.push(t.elapsed());
+            let hash = smartnodes_examples::portable::output_hash(&expected);
+            for (timer, times) in [(&mut native_timer, &mut nat), (&mut portable, &mut port)] {
+                let (d, h) = timer.run(name).expect("native-timer");
+                assert_eq!(h, hash, "{name}: a native build disagrees");
+                times.push(d);
+            }
 
             let t = Instant::now();
             let a = wasmtime.run_module(&m_wt, &task, &limits).unwrap();
@@ -91,7 +114,9 @@ fn main() {
             fuel = (a.fuel_used, b.fuel_used);
         }
         assert_eq!(fuel.0, fuel.1, "{name}: the meterings count different fuel");
-        let (n, a, b) = (median(nat), median(wt), median(ins));
+        let (n, p, a, b) = (median(nat), median(port), median(wt), median(ins));
+        let rp = b.as_secs_f64() / p.as_secs_f64();
+        r_inp.push(rp);
         let (ra, rb) = (
             a.as_secs_f64() / n.as_secs_f64(),
             b.as_secs_f64() / n.as_secs_f64(),
@@ -99,8 +124,9 @@ fn main() {
         r_wt.push(ra);
         r_in.push(rb);
         println!(
-            "| {name} | {:.1} ms | {:.1} ms | {ra:.2}x | {:.1} ms | {rb:.2}x | {} |",
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {ra:.2}x | {:.1} ms | {rb:.2}x | {rp:.2}x | {} |",
             ms(n),
+            ms(p),
             ms(a),
             ms(b),
             fuel.0
@@ -108,14 +134,22 @@ fn main() {
     }
     let worst = |xs: &[f64]| xs.iter().cloned().fold(0.0, f64::max);
     println!(
-        "| **geomean** | | | **{:.2}x** | | **{:.2}x** | |",
+        "| **geomean** | | | | **{:.2}x** | | **{:.2}x** | **{:.2}x** | |",
         geomean(&r_wt),
-        geomean(&r_in)
+        geomean(&r_in),
+        geomean(&r_inp)
     );
     println!(
-        "| worst | | | {:.2}x | | {:.2}x | |",
+        "| worst | | | | {:.2}x | | {:.2}x | {:.2}x | |",
         worst(&r_wt),
-        worst(&r_in)
+        worst(&r_in),
+        worst(&r_inp)
+    );
+    println!(
+        "load average at end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
 }
 

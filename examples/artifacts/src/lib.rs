@@ -64,6 +64,140 @@ pub fn workload(name: &str) -> Option<Vec<u8>> {
     })
 }
 
+pub mod portable {
+    //! The "native, portable" baseline: the example tasks compiled natively without the
+    //! CPU-specific code paths that wasm cannot use, run in a helper process
+    //! (`native-timer`) because Cargo unifies features within one build.
+    //!
+    //! What the plain native build uses that a wasm module cannot: `sha256-chain` goes
+    //! through the `sha2` crate, which detects the CPU's SHA extensions (SHA-NI on x86-64)
+    //! at run time and uses them; the portable build turns that off (`sha2/force-soft`).
+    //! The other tasks have no such paths: they are plain Rust, compiled for the default
+    //! target CPU (x86-64 baseline, 128-bit SSE2 vectors: the same width as wasm's
+    //! `simd128`), so their portable and plain native builds are the same code.
+
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+    use std::time::Duration;
+
+    /// The features of this build, as `native-timer` reports them.
+    pub const FEATURES: &str = if cfg!(feature = "portable") {
+        "portable"
+    } else {
+        "default"
+    };
+
+    /// FNV-1a of an output: how `native-timer` reports what it computed.
+    pub fn output_hash(out: &[u8]) -> u64 {
+        out.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    /// A running `native-timer`.
+    #[derive(Debug)]
+    pub struct NativeTimer {
+        child: Child,
+        stdin: ChildStdin,
+        stdout: BufReader<ChildStdout>,
+    }
+
+    impl NativeTimer {
+        /// Builds `native-timer` (release; with `--features portable` when `portable`)
+        /// into `target_dir/native-timer-{portable,default}` with the `cargo` found in
+        /// `$CARGO` (or on the path) and starts it. The build is a separate one so that its
+        /// features do not leak into the caller's. Both baselines are measured this way,
+        /// so that they differ only in the code: a native run inside a benchmark process
+        /// that has done other work (allocated and freed wasm memories, say) is not timed
+        /// under the same conditions as one in a fresh process.
+        pub fn start(target_dir: &Path, portable: bool) -> std::io::Result<Self> {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .canonicalize()?;
+            let features = if portable { "portable" } else { "default" };
+            let build_dir = target_dir.join(format!("native-timer-{features}"));
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .current_dir(&workspace)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--release",
+                    "-p",
+                    "smartnodes-examples",
+                    "--bin",
+                    "native-timer",
+                    "--target-dir",
+                ])
+                .arg(&build_dir)
+                // The guests are the same either way: share the caller's build of them.
+                .env("SMARTNODES_GUEST_TARGET_DIR", target_dir.join("guests"))
+                .env_remove("CARGO_TARGET_DIR");
+            if portable {
+                build.args(["--features", "portable"]);
+            }
+            let status = build.status()?;
+            if !status.success() {
+                return Err(std::io::Error::other(format!(
+                    "building native-timer failed ({status})"
+                )));
+            }
+            let exe: PathBuf = build_dir.join("release").join("native-timer");
+            let mut child = Command::new(&exe)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let stdin = child.stdin.take().expect("piped stdin");
+            let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+            let mut timer = NativeTimer {
+                child,
+                stdin,
+                stdout,
+            };
+            let reported = timer.ask("features")?;
+            if reported != features {
+                return Err(std::io::Error::other(format!(
+                    "native-timer reports features {reported:?}, not {features:?}"
+                )));
+            }
+            Ok(timer)
+        }
+
+        fn ask(&mut self, line: &str) -> std::io::Result<String> {
+            writeln!(self.stdin, "{line}")?;
+            self.stdin.flush()?;
+            let mut answer = String::new();
+            if self.stdout.read_line(&mut answer)? == 0 {
+                return Err(std::io::Error::other("native-timer exited"));
+            }
+            Ok(answer.trim_end().to_string())
+        }
+
+        /// Runs the example `name` once on its [`workload`](crate::workload): (time, output
+        /// hash).
+        pub fn run(&mut self, name: &str) -> std::io::Result<(Duration, u64)> {
+            let answer = self.ask(name)?;
+            let parsed = answer.split_once(' ').and_then(|(nanos, hash)| {
+                Some((
+                    Duration::from_nanos(nanos.parse().ok()?),
+                    u64::from_str_radix(hash, 16).ok()?,
+                ))
+            });
+            parsed.ok_or_else(|| std::io::Error::other(format!("native-timer: {answer}")))
+        }
+    }
+
+    impl Drop for NativeTimer {
+        fn drop(&mut self) {
+            // Stop it and reap it, so that no zombie is left.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -79,5 +213,24 @@ mod tests {
         for (name, _) in super::ALL {
             assert!(super::workload(name).is_some(), "{name}");
         }
+    }
+
+    /// The guests are built with wasm SIMD: rustc lists the enabled features in the
+    /// module's `target_features` custom section (`+`, length 7, `simd128`).
+    #[test]
+    fn guests_are_built_with_simd128() {
+        for (name, wasm) in super::ALL {
+            assert!(
+                wasm.windows(9).any(|w| w == b"+\x07simd128"),
+                "{name} was built without simd128"
+            );
+        }
+    }
+
+    #[test]
+    fn output_hash_is_fnv1a() {
+        use super::portable::output_hash;
+        assert_eq!(output_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(output_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

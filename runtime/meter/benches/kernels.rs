@@ -5,6 +5,13 @@
 //! shim (stdin, stdout, exit, empty environment, zero random bytes) stands in for the
 //! runtime's, so the columns differ only in metering. Instantiation and `_start` are timed;
 //! compilation is not.
+//!
+//! The native columns come from two helper processes that time themselves
+//! (`smartnodes_examples::portable::NativeTimer`, built on first use into
+//! `target/native-timer-*`): "native" is the plain release build, "native, portable" the
+//! same code without the CPU-specific paths that wasm cannot use (sha2's SHA extensions).
+//! The meter's cost is judged against the portable one (`meter / native, portable`); the
+//! plain native column is kept. The in-process native run checks every output.
 
 use std::time::{Duration, Instant};
 
@@ -201,45 +208,10 @@ fn run(p: &Prepared, input: &[u8]) -> (Vec<u8>, u64, Duration) {
     (std::mem::take(&mut store.data_mut().stdout), fuel, elapsed)
 }
 
-fn workloads() -> Vec<(&'static str, Vec<u8>)> {
-    let mut text = Vec::new();
-    let words = [
-        "lorem",
-        "ipsum",
-        "dolor",
-        "sit",
-        "amet",
-        "consectetur",
-        "elit",
-        "sed",
-    ];
-    let mut x: u64 = 1;
-    while text.len() < 4 << 20 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        text.extend_from_slice(words[(x >> 33) as usize % words.len()].as_bytes());
-        text.extend_from_slice(if x.is_multiple_of(7) { b".\n" } else { b" " });
-    }
-    vec![
-        ("wordcount", text),
-        ("primes", b"20000000".to_vec()),
-        ("sha256-chain", b"300000\nsmartnodes".to_vec()),
-        ("mandelbrot", b"400 300 500 -2.0 -1.2 1.0 1.2".to_vec()),
-        ("matmul", b"200 7".to_vec()),
-    ]
-}
-
 fn native(name: &str, input: &[u8]) -> Vec<u8> {
-    match name {
-        "wordcount" => wordcount::run(input),
-        "primes" => primes::run(input),
-        "sha256-chain" => sha256_chain::run(input),
-        "mandelbrot" => mandelbrot::run(input),
-        "matmul" => matmul::run(input),
-        _ => unreachable!(),
-    }
-    .expect("native run")
+    smartnodes_examples::native(name, input)
+        .expect("an example")
+        .expect("native run")
 }
 
 fn median(mut xs: Vec<Duration>) -> Duration {
@@ -256,14 +228,28 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
+    // The target directory (CARGO_TARGET_TMPDIR is `<target>/tmp`).
+    let target_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("a target directory")
+        .to_path_buf();
+    let start = |portable| {
+        smartnodes_examples::portable::NativeTimer::start(&target_dir, portable)
+            .expect("building and starting native-timer")
+    };
+    let (mut native_timer, mut portable) = (start(false), start(true));
     println!("smartnodes-meter kernels benchmark: {rounds} interleaved rounds, medians, ratio = time / native");
     println!("meter: {}", meter_config().fingerprint());
+    println!("load average at start: {}", loadavg());
     println!();
-    println!("| example | native | plain wasm | wasmtime fuel + NaN canon | meter (fuel + depth + NaN) | meter / plain | meter without NaN canon | fuel (both) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    let (mut rp, mut rw, mut rm, mut mp, mut rn) = (vec![], vec![], vec![], vec![], vec![]);
-    for (name, input) in workloads() {
-        let wasm = smartnodes_examples::module(name).unwrap();
+    println!("| example | native | native, portable | plain wasm | wasmtime fuel + NaN canon | meter (fuel + depth + NaN) | meter / plain | meter / native, portable | meter without NaN canon | fuel (both) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let (mut rp, mut rw, mut rm, mut mp, mut mf, mut rn, mut rf) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    // Per example: plain, wasmtime fuel + NaN, meter, meter without NaN, each / portable.
+    let mut fair: Vec<(&str, [f64; 4])> = Vec::new();
+    for (name, wasm) in smartnodes_examples::ALL {
+        let input = smartnodes_examples::workload(name).expect("a workload");
         let modes = [
             Mode::Plain,
             Mode::WasmtimeFuel,
@@ -271,16 +257,21 @@ fn main() {
             Mode::MeterNoNan,
         ]
         .map(|m| prepare(wasm, m));
-        let mut times: [Vec<Duration>; 5] = Default::default();
+        // native, native portable, then the modes.
+        let mut times: [Vec<Duration>; 6] = Default::default();
         let mut fuels = (0, 0);
         for _ in 0..rounds {
-            let t = Instant::now();
             let expected = native(name, &input);
-            times[0].push(t.elapsed());
+            let hash = smartnodes_examples::portable::output_hash(&expected);
+            for (k, timer) in [&mut native_timer, &mut portable].into_iter().enumerate() {
+                let (d, h) = timer.run(name).expect("native-timer");
+                assert_eq!(h, hash, "{name}: native build {k} disagrees");
+                times[k].push(d);
+            }
             for (k, p) in modes.iter().enumerate() {
                 let (out, fuel, d) = run(p, &input);
                 assert_eq!(out, expected, "{name}: mode {k} disagrees with native");
-                times[k + 1].push(d);
+                times[k + 2].push(d);
                 match p.mode {
                     Mode::WasmtimeFuel => fuels.0 = fuel,
                     Mode::Meter => fuels.1 = fuel,
@@ -289,17 +280,25 @@ fn main() {
             }
         }
         assert_eq!(fuels.0, fuels.1, "{name}: fuel counts differ");
-        let [n, p, w, m, nn] = times.map(median);
+        let [n, f, p, w, m, nn] = times.map(median);
+        fair.push((
+            name,
+            [p, w, m, nn].map(|d| d.as_secs_f64() / f.as_secs_f64()),
+        ));
         let r = |d: Duration| d.as_secs_f64() / n.as_secs_f64();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        rf.push(r(f));
         rp.push(r(p));
         rw.push(r(w));
         rm.push(r(m));
         mp.push(m.as_secs_f64() / p.as_secs_f64());
+        mf.push(m.as_secs_f64() / f.as_secs_f64());
         rn.push(r(nn));
         println!(
-            "| {name} | {:.1} ms | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.2}x | {:.1} ms ({:.2}x) | {} |",
+            "| {name} | {:.1} ms | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.1} ms ({:.2}x) | {:.2}x | {:.2}x | {:.1} ms ({:.2}x) | {} |",
             ms(n),
+            ms(f),
+            r(f),
             ms(p),
             r(p),
             ms(w),
@@ -307,26 +306,59 @@ fn main() {
             ms(m),
             r(m),
             m.as_secs_f64() / p.as_secs_f64(),
+            m.as_secs_f64() / f.as_secs_f64(),
             ms(nn),
             r(nn),
             fuels.0
         );
     }
     let worst = |xs: &[f64]| xs.iter().cloned().fold(0.0, f64::max);
-    println!(
-        "| **geomean** | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x | |",
-        geomean(&rp),
-        geomean(&rw),
-        geomean(&rm),
-        geomean(&mp),
-        geomean(&rn)
-    );
-    println!(
-        "| worst | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x | |",
-        worst(&rp),
-        worst(&rw),
-        worst(&rm),
-        worst(&mp),
-        worst(&rn)
-    );
+    for (label, agg) in [
+        ("**geomean**", geomean as fn(&[f64]) -> f64),
+        ("worst", worst),
+    ] {
+        println!(
+            "| {label} | | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x | **{:.2}x** | {:.2}x | |",
+            agg(&rf),
+            agg(&rp),
+            agg(&rw),
+            agg(&rm),
+            agg(&mp),
+            agg(&mf),
+            agg(&rn)
+        );
+    }
+    println!();
+    println!("Ratios to native, portable (the fair baseline):");
+    println!();
+    println!("| example | plain wasm | wasmtime fuel + NaN canon | meter (fuel + depth + NaN) | meter without NaN canon |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, r) in &fair {
+        println!(
+            "| {name} | {:.2}x | {:.2}x | {:.2}x | {:.2}x |",
+            r[0], r[1], r[2], r[3]
+        );
+    }
+    let column = |k: usize| fair.iter().map(|(_, r)| r[k]).collect::<Vec<_>>();
+    for (label, agg) in [
+        ("**geomean**", geomean as fn(&[f64]) -> f64),
+        ("worst", worst),
+    ] {
+        println!(
+            "| {label} | {:.2}x | {:.2}x | **{:.2}x** | {:.2}x |",
+            agg(&column(0)),
+            agg(&column(1)),
+            agg(&column(2)),
+            agg(&column(3))
+        );
+    }
+    println!();
+    println!("load average at end: {}", loadavg());
+}
+
+/// `/proc/loadavg`, or "unknown" where there is none.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }

@@ -36,7 +36,7 @@ const CANON_F64X2: u128 = 0x7ff8000000000000_7ff8000000000000;
 const CANON_SLOT: u32 = u32::MAX;
 
 /// Lane shape of a float vector.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Lanes {
     F32x4,
     F64x2,
@@ -255,6 +255,26 @@ fn vector_nan_producer(op: &Op<'_>) -> Option<Lanes> {
     }
 }
 
+/// The lane shape in which `op` reads a float vector on top of the stack when the result
+/// does not depend on the bits of a NaN lane: a float vector operation that turns any NaN
+/// lane into a NaN lane (canonicalised after it, see [`vector_nan_producer`]) or a float
+/// comparison (a NaN lane gives the same mask bits whatever its bits). A vector produced
+/// by a float operation of this shape and consumed at once by `op` need not be
+/// canonicalised: its non-NaN lanes are the same on every machine, and its NaN lanes
+/// cannot show through. Read in another shape, a NaN's bits would be seen as numbers.
+fn nan_blind_vector_input(op: &Op<'_>) -> Option<Lanes> {
+    use Op::*;
+    match op {
+        F32x4Eq | F32x4Ne | F32x4Lt | F32x4Gt | F32x4Le | F32x4Ge | F64x2PromoteLowF32x4 => {
+            Some(Lanes::F32x4)
+        }
+        F64x2Eq | F64x2Ne | F64x2Lt | F64x2Gt | F64x2Le | F64x2Ge | F32x4DemoteF64x2Zero => {
+            Some(Lanes::F64x2)
+        }
+        _ => vector_nan_producer(op),
+    }
+}
+
 /// The float type a scalar observation point looks at (the value on top of the stack).
 fn scalar_observation(op: &Op<'_>, info: &ModuleInfo) -> Option<ValType> {
     use Op::*;
@@ -396,7 +416,13 @@ pub(crate) fn rewrite(
     let mut depth = 0u32; // control frames of the original body open inside the wrapper
     let mut clean: Option<ValType> = None;
     let mut re = RoundtripReencoder;
-    for op in ops {
+    let nexts: Vec<Option<Lanes>> = ops
+        .iter()
+        .skip(1)
+        .map(nan_blind_vector_input)
+        .chain([None])
+        .collect();
+    for (op, next) in ops.into_iter().zip(nexts) {
         let was_clean = clean.take();
         match &op {
             Op::End if depth == 0 => {
@@ -454,7 +480,9 @@ pub(crate) fn rewrite(
                 e.ins(reencode(&mut re, op.clone())?);
                 if e.nan() {
                     if let Some(lanes) = vector_nan_producer(&op) {
-                        e.canon_vector(lanes);
+                        if next != Some(lanes) {
+                            e.canon_vector(lanes);
+                        }
                     }
                 }
                 clean = clean_producer(&op);

@@ -56,8 +56,13 @@
 //!   functions, `global.set` of imported or exported float globals, and scalars entering a
 //!   vector (`splat`, `replace_lane`). v128 float arithmetic is canonicalised after each
 //!   operation, like the engine does, so vectors used as integers never carry
-//!   machine-specific bits. Comparisons, `min`/`max`, truncations and conversions do not
-//!   depend on NaN bits, and so need nothing.
+//!   machine-specific bits, with one exception (since version 4): a result consumed at
+//!   once by a float vector operation or comparison that reads it in the same lane shape
+//!   is left alone, since that consumer turns any NaN lane into a NaN lane (canonicalised
+//!   after it) or into mask bits that do not depend on the NaN's bits (`f64x2.mul`
+//!   followed by `f64x2.add` is canonicalised once, after the add). Comparisons,
+//!   `min`/`max`, truncations and conversions do not depend on NaN bits, and so need
+//!   nothing.
 //!
 //! # Finding the counter: an export under a reserved name
 //! The rewritten module exports three globals under reserved names ([`FUEL_EXPORT`],
@@ -101,7 +106,7 @@ pub use cost::operator_cost;
 /// The version of the rewrite and of its cost model. It belongs in the engine fingerprint
 /// and the compiled-module cache key; bump it on any change that can change a verdict, an
 /// output or a fuel count.
-pub const VERSION: &str = "smartnodes-meter/3";
+pub const VERSION: &str = "smartnodes-meter/4";
 
 /// Every export or import name starting with this prefix is reserved for the meter.
 pub const RESERVED_PREFIX: &str = "__smartnodes_meter";

@@ -158,3 +158,69 @@ fn engine_nan_canonicalisation_makes_no_difference() {
         assert_ne!(a.memory, b.memory);
     }
 }
+
+/// A vector float result consumed at once by another float operation of the same lane
+/// shape (or a comparison) is canonicalised only after that operation: the consumer maps
+/// any NaN to a NaN (or to the same mask bits) whatever its bits. A consumer that reads
+/// the lanes in another shape sees the bits, so the producer is canonicalised first.
+#[test]
+fn vector_chains_are_canonical_at_their_end() {
+    let wasm = wat::parse_str(
+        r#"(module
+          (memory (export "memory") 1)
+          ;; two signalling NaNs with a payload in the low word: 0x7ff4000000000001
+          (data (i32.const 0) "\01\00\00\00\00\00\f4\7f\01\00\00\00\00\00\f4\7f")
+          (func (export "chain") (result i32)
+            ;; mul then add (same shape): one canonicalisation, after the add
+            (v128.store (i32.const 64)
+              (f64x2.add (v128.const f64x2 0 0)
+                (f64x2.mul (v128.const f64x2 1 1) (v128.load (i32.const 0)))))
+            ;; mul then a comparison: the mask does not depend on the NaN's bits
+            (v128.store (i32.const 80)
+              (f64x2.eq (v128.const f64x2 1 1)
+                (f64x2.mul (v128.const f64x2 1 1) (v128.load (i32.const 0)))))
+            ;; f64x2 mul read as f32x4: the payload's low word would be a denormal lane
+            (v128.store (i32.const 96)
+              (f32x4.add (v128.const f32x4 0 0 0 0)
+                (f64x2.mul (v128.const f64x2 1 1) (v128.load (i32.const 0)))))
+            (i32.const 0)))"#,
+    )
+    .unwrap();
+    for (kind, cfg) in [EngineKind::Plain, EngineKind::Canon]
+        .into_iter()
+        .flat_map(|k| configs().map(|c| (k, c)))
+    {
+        let metered = meter(&wasm, &cfg);
+        // add, eq's producer skipped; f32x4.add, and the f64x2.mul before it (other shape).
+        assert_eq!(metered.stats.nan_canonicalizations, 3, "{cfg:?}");
+        let run = run_metered(&engine(kind), &metered, "chain", 1 << 30);
+        assert_eq!(run.outcome, Outcome::Returned(vec![V::I32(0)]));
+        for at in [64, 72] {
+            assert_eq!(
+                f64_at(&run.memory, at),
+                CANON_F64,
+                "{kind:?} {cfg:?} at {at}"
+            );
+        }
+        for at in [80, 88] {
+            assert_eq!(f64_at(&run.memory, at), 0, "{kind:?} {cfg:?} at {at}");
+        }
+        // Low words: 0 + canonical low word (0) = +0; high words: canonical NaN.
+        for at in [96, 104] {
+            assert_eq!(f32_at(&run.memory, at), 0, "{kind:?} {cfg:?} at {at}");
+            assert_eq!(
+                f32_at(&run.memory, at + 4),
+                CANON_F32,
+                "{kind:?} {cfg:?} at {at}"
+            );
+        }
+    }
+    // Without the canonicalisation before the f32x4 consumer, this machine would store the
+    // payload's low word (1, a denormal) in the low lanes: the check above is not vacuous.
+    #[cfg(target_arch = "x86_64")]
+    {
+        let plain = engine(EngineKind::Plain);
+        let run = run_reference(&plain, &wasm, "chain", 0);
+        assert_eq!(f32_at(&run.memory, 96), 1);
+    }
+}
