@@ -1,8 +1,7 @@
-//! The devnet's view of the chain: epochs and SNO. Kept apart from the rest so the chain
-//! (issue 6: the embedded revm chain, or an RPC node) plugs in by implementing
-//! [`ChainView`] and returning it from [`super::Devnet::start`]'s chain set-up
-//! (`connect_chain`). Until then the devnet runs without a chain: every chain field of the
-//! report is absent, and the run loop does not wait for epochs.
+//! The devnet's view of the chain: epochs and SNO, as [`ChainSnapshot`]s read from the
+//! in-process network's embedded chain or, through a [`ChainView`], from a JSON-RPC chain
+//! ([`super::rpc`]). Without a chain (`--processes` alone) every chain field of the report
+//! is absent, and the run loop does not wait for epochs.
 
 use super::DevnetError;
 use futures::future::BoxFuture;
@@ -65,7 +64,7 @@ impl ChainSnapshot {
     }
 }
 
-/// A source of [`ChainSnapshot`]s. Implemented by the chain integration (issue 6).
+/// A source of [`ChainSnapshot`]s (the JSON-RPC chain, [`super::rpc::RpcChain`]).
 pub trait ChainView: Send + Sync + std::fmt::Debug {
     /// Reads the chain's current state.
     fn snapshot(&self) -> BoxFuture<'_, Result<ChainSnapshot, DevnetError>>;

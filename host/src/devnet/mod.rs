@@ -7,8 +7,9 @@
 //! The parts:
 //! - [`jobs`]: the jobs, their expected outputs, merging and stitching;
 //! - [`report`]: the report (a table, or one JSON object);
-//! - [`chain`]: epochs and SNO, behind the [`chain::ChainView`] trait (issue 6 plugs in
-//!   there; without a chain those fields are absent);
+//! - [`chain`]: epochs and SNO as the report reads them (without a chain those fields are
+//!   absent);
+//! - [`rpc`]: `--chain RPC_URL`: deploy, fund, and read a JSON-RPC chain;
 //! - [`procs`]: child-process supervision for `--processes`.
 
 pub mod chain;
@@ -628,8 +629,8 @@ impl Devnet {
     }
 
     /// THE place the devnet reads the chain (the live line, the epoch wait, the report):
-    /// `None` without a chain. Issue 6 may answer from [`ChainView`] (set by
-    /// [`connect_chain`]) or, in process, from the harness's chain via `self.backend`.
+    /// `None` without a chain. From the [`ChainView`] of a JSON-RPC chain, or in process
+    /// from the harness's embedded chain.
     async fn chain_snapshot(&self) -> Option<Result<ChainSnapshot, DevnetError>> {
         if let Some(c) = &self.chain {
             return Some(c.snapshot().await);

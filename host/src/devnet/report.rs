@@ -390,7 +390,7 @@ impl DevnetReport {
             None => {
                 let _ = writeln!(
                     s,
-                    "  no chain: epochs, registration and SNO rewards are not merged yet (issue 6)"
+                    "  no chain (--processes without --chain RPC_URL): no epochs, no SNO"
                 );
             }
             Some(c) => {

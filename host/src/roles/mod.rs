@@ -1,8 +1,8 @@
 //! The roles a node plays, and [`start_node`], which wires a role to the network and the
 //! store.
 //!
-//! - [`validator`]: admits jobs, schedules tasks under leases, judges receipts;
-//! - [`worker`]: runs tasks and signs receipts;
+//! - `validator`: admits jobs, schedules tasks under leases, judges receipts;
+//! - `worker`: runs tasks and signs receipts;
 //! - [`user`]: a client session that submits jobs and checks what comes back;
 //! - [`blobs`]: content-addressed blob transfer, used by all three.
 
