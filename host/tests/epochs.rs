@@ -307,6 +307,68 @@ async fn a_blacklisted_worker_is_blacklisted_on_chain_and_earns_nothing_after() 
     net.stop().await;
 }
 
+/// The same with a real cheat: worker 0 flips its outputs; the validators' sampled
+/// re-execution proves it (issue 5), the proof reaches every validator's epoch ledger, the
+/// executed epoch blacklists it on the contract, and it is paid nothing, while the honest
+/// workers are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_caught_cheating_is_blacklisted_on_chain_and_paid_nothing() {
+    init_logging();
+    let _turn = turn().await;
+    let net = Network::start(NetworkConfig {
+        validators: 3,
+        workers: 4,
+        cheaters: vec!["wrong-output".parse().unwrap()],
+        chain: Some(chain_setup()),
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(net.wait_for_workers(4, Duration::from_secs(20)).await);
+    let chain = net.chain.as_ref().unwrap();
+    let cheater = net.workers[0].peer_id();
+    let cheater_address = chain.workers[0];
+    // Jobs on every validator until each holds a proof against the cheater.
+    let mut salt = 1;
+    loop {
+        run_jobs(&net, 12, salt).await;
+        salt += 1;
+        let mut all = true;
+        for v in &net.validators {
+            let session = UserSession::connect(v.addr()).await.unwrap();
+            let blacklisted = match session.status(None).await.unwrap() {
+                smartnodes::net::proto::JobResponse::Status { workers, .. } => workers
+                    .iter()
+                    .any(|w| w.peer == cheater.to_string() && w.blacklisted.is_some()),
+                _ => false,
+            };
+            session.close().await;
+            all &= blacklisted;
+        }
+        if all {
+            break;
+        }
+        assert!(salt < 20, "the cheater was not caught");
+    }
+    run_epoch(&net, 1).await;
+    assert!(chain
+        .deployer
+        .is_blacklisted(cheater_address)
+        .await
+        .unwrap());
+    run_jobs(&net, 12, 100).await;
+    run_epoch(&net, 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // claims
+    assert_eq!(
+        chain.deployer.token_balance(cheater_address).await.unwrap(),
+        U256::ZERO
+    );
+    for a in &chain.workers[1..] {
+        assert!(chain.deployer.token_balance(*a).await.unwrap() > U256::ZERO);
+    }
+    net.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_killed_during_voting_and_restarted_catches_up() {
     use smartnodes::epoch::ChainConfig;
