@@ -46,6 +46,8 @@ pub struct ChainSnapshot {
     pub sno_minted: u128,
     /// SNO claimed in all.
     pub sno_claimed: u128,
+    /// SNO the executed epochs committed to workers' claims (claimed or not).
+    pub sno_claimable: u128,
     /// Per node.
     pub balances: Vec<NodeBalance>,
 }

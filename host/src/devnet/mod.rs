@@ -15,6 +15,10 @@
 pub mod chain;
 pub mod rpc;
 
+/// How long the devnet waits, after the last epoch it waits for, for the workers' automatic
+/// claims to land.
+pub const CLAIMS_GRACE: Duration = Duration::from_secs(10);
+
 /// Proposers the contract draws per round. One: the others check its summary and vote.
 /// (When every validator proposes at once, each votes for its own summary by proposing,
 /// and summaries built a moment apart can differ by a late batch: a split that stalls the
@@ -591,6 +595,19 @@ impl Devnet {
                     None => break,
                 };
                 if snap.epochs_executed() >= chain::EPOCHS_TO_WAIT_FOR {
+                    // Then a few seconds for the workers' automatic claims to land, so
+                    // that the report shows them paid (not waited for forever: a
+                    // claim is the worker's business).
+                    let claims = Instant::now() + CLAIMS_GRACE;
+                    while Instant::now() < claims {
+                        match self.chain_snapshot().await {
+                            Some(Ok(s)) if s.sno_claimed < s.sno_claimable => {}
+                            _ => break,
+                        }
+                        self.refresh_live(&mut live).await;
+                        obs.live(&live);
+                        tokio::time::sleep(TICK).await;
+                    }
                     break;
                 }
                 if Instant::now() >= deadline {
@@ -860,6 +877,7 @@ fn in_process_snapshot(net: &Network, r: crate::epoch::testnet::ChainReport) -> 
             .collect(),
         sno_minted: wei(r.minted),
         sno_claimed: r.epochs.iter().map(|e| wei(e.claimed)).sum(),
+        sno_claimable: r.epochs.iter().map(|e| wei(e.worker_total)).sum(),
         balances: r
             .nodes
             .iter()

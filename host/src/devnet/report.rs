@@ -539,6 +539,7 @@ mod tests {
             epochs: vec![epoch(1, true), epoch(2, false)],
             sno_minted: 3_000_000_000_000_000_000,
             sno_claimed: 1_000_000_000_000_000_000,
+            sno_claimable: 2_000_000_000_000_000_000,
             balances: vec![NodeBalance {
                 address: "0xabB".into(),
                 earned: 2_000_000_000_000_000_000,

@@ -131,6 +131,7 @@ impl RpcChain {
         let current = c.current_epoch().await.map_err(&e)?;
         let mut epochs = Vec::new();
         let mut claimed = 0u128;
+        let mut claimable = 0u128;
         for epoch in 1..current {
             let r = c.epoch_record(epoch).await.map_err(&e)?;
             let proposer = c
@@ -139,6 +140,7 @@ impl RpcChain {
                 .map_err(&e)?
                 .map_or(Address::ZERO, |p| p.proposer);
             claimed += wei(r.claimed);
+            claimable += wei(r.worker_reward_total);
             epochs.push(EpochRecord {
                 number: epoch,
                 proposer: proposer.to_string(),
@@ -172,6 +174,7 @@ impl RpcChain {
             epochs,
             sno_minted: wei(supply.saturating_sub(self.genesis)),
             sno_claimed: claimed,
+            sno_claimable: claimable,
             balances,
         })
     }
