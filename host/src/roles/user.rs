@@ -325,9 +325,7 @@ impl UserSession {
         let (tx, mut rx) = mpsc::channel(1024);
         self.pushes.lock().expect("poisoned").insert(job_id, tx);
         let result = async {
-            let mut done: Vec<Option<TaskOutcome>> = vec![None; total as usize];
-            let mut count = 0usize;
-            let mut last_progress = tokio::time::Instant::now();
+            let mut held = Held::new(total as usize);
             let mut poll = tokio::time::interval(Duration::from_millis(500));
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The job is over when we hold every result and the validator says it is done
@@ -337,7 +335,7 @@ impl UserSession {
             // through, then again after 5, 10, 20, ... ms (at most every 500 ms).
             let mut full_backoff: Option<Duration> = None;
             loop {
-                let full = count == total as usize;
+                let full = held.is_full();
                 if full && confirmed {
                     break;
                 }
@@ -354,7 +352,7 @@ impl UserSession {
                     full_backoff = None;
                     tokio::select! {
                         Some(r) = rx.recv() => {
-                            self.take(&job_id, total, vec![r], &mut done, &mut count, &mut last_progress, &mut progress).await;
+                            self.take(&job_id, total, vec![r], &mut held, &mut progress).await;
                             false
                         }
                         _ = poll.tick() => true,
@@ -363,10 +361,10 @@ impl UserSession {
                 if !polled {
                     continue;
                 }
-                if last_progress.elapsed() > timeout {
+                if held.last_progress.elapsed() > timeout {
                     return Err(UserError::Timeout(timeout));
                 }
-                let have = bitset(&done);
+                let have = held.bitset();
                 let answer = self
                     .client
                     .job(self.validator(), JobRequest::Results { job: job_id, have })
@@ -378,27 +376,15 @@ impl UserSession {
                         revoked,
                         ..
                     }) => {
-                        let revoked: HashSet<Hash> = revoked.into_iter().collect();
-                        let mut dropped = 0;
-                        for slot in done.iter_mut() {
-                            if slot
-                                .as_ref()
-                                .is_some_and(|t| revoked.contains(&t.receipt.hash()))
-                            {
-                                *slot = None;
-                                count -= 1;
-                                dropped += 1;
-                            }
-                        }
+                        let dropped = held.drop_revoked(&revoked.into_iter().collect());
                         if dropped > 0 {
                             tracing::warn!(
                                 dropped,
                                 "results withdrawn by the validator (their worker was proven a fraud); waiting for the re-runs"
                             );
-                            last_progress = tokio::time::Instant::now();
                         }
                         confirmed = job_done && dropped == 0 && results.is_empty();
-                        self.take(&job_id, total, results, &mut done, &mut count, &mut last_progress, &mut progress).await;
+                        self.take(&job_id, total, results, &mut held, &mut progress).await;
                     }
                     Ok(JobResponse::Rejected { reason }) => return Err(UserError::Rejected(reason)),
                     Ok(_) => return Err(UserError::Unexpected),
@@ -410,7 +396,7 @@ impl UserSession {
             }
             Ok(JobReport {
                 job_id,
-                tasks: done.into_iter().map(|d| d.expect("all done")).collect(),
+                tasks: held.slots.into_iter().map(|d| d.expect("all done")).collect(),
             })
         }
         .await;
@@ -419,27 +405,21 @@ impl UserSession {
     }
 
     /// Checks and keeps the results in `batch` for tasks not held yet.
-    #[allow(clippy::too_many_arguments)]
     async fn take(
         &self,
         job_id: &Hash,
         total: u32,
         batch: Vec<TaskResult>,
-        done: &mut [Option<TaskOutcome>],
-        count: &mut usize,
-        last_progress: &mut tokio::time::Instant,
+        held: &mut Held,
         progress: &mut impl FnMut(&TaskOutcome, usize),
     ) {
         for result in batch {
-            let index = result.receipt.body.index as usize;
-            if done.get(index).is_none_or(|d| d.is_some()) {
+            if !held.wants(result.receipt.body.index as usize) {
                 continue;
             }
             if let Some(outcome) = self.check(job_id, total, result).await {
-                *count += 1;
-                *last_progress = tokio::time::Instant::now();
-                progress(&outcome, *count);
-                done[index] = Some(outcome);
+                progress(&outcome, held.count + 1);
+                held.put(outcome);
             }
         }
     }
@@ -462,12 +442,69 @@ impl UserSession {
     }
 }
 
-fn bitset(done: &[Option<TaskOutcome>]) -> Vec<u8> {
-    let mut bits = vec![0u8; done.len().div_ceil(8)];
-    for (i, d) in done.iter().enumerate() {
-        if d.is_some() {
-            bits[i / 8] |= 1 << (i % 8);
+/// The checked results of one job that [`UserSession::wait`] holds so far.
+struct Held {
+    /// By task index.
+    slots: Vec<Option<TaskOutcome>>,
+    /// How many slots hold a result.
+    count: usize,
+    /// When a result last came in or was withdrawn.
+    last_progress: tokio::time::Instant,
+}
+
+impl Held {
+    fn new(total: usize) -> Held {
+        Held {
+            slots: vec![None; total],
+            count: 0,
+            last_progress: tokio::time::Instant::now(),
         }
     }
-    bits
+
+    fn is_full(&self) -> bool {
+        self.count == self.slots.len()
+    }
+
+    /// Whether task `index` exists and has no result yet.
+    fn wants(&self, index: usize) -> bool {
+        self.slots.get(index).is_some_and(|d| d.is_none())
+    }
+
+    /// Keeps a checked result (its slot must be [`Held::wants`]).
+    fn put(&mut self, outcome: TaskOutcome) {
+        let index = outcome.index as usize;
+        self.slots[index] = Some(outcome);
+        self.count += 1;
+        self.last_progress = tokio::time::Instant::now();
+    }
+
+    /// Drops every result whose receipt is in `revoked`; returns how many.
+    fn drop_revoked(&mut self, revoked: &HashSet<Hash>) -> usize {
+        let mut dropped = 0;
+        for slot in self.slots.iter_mut() {
+            if slot
+                .as_ref()
+                .is_some_and(|t| revoked.contains(&t.receipt.hash()))
+            {
+                *slot = None;
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            self.count -= dropped;
+            self.last_progress = tokio::time::Instant::now();
+        }
+        dropped
+    }
+
+    /// Bit `i % 8` of byte `i / 8` set for each task held (what `Results` asks with).
+    fn bitset(&self) -> Vec<u8> {
+        let mut bits = vec![0u8; self.slots.len().div_ceil(8)];
+        for (i, d) in self.slots.iter().enumerate() {
+            if d.is_some() {
+                bits[i / 8] |= 1 << (i % 8);
+            }
+        }
+        bits
+    }
 }

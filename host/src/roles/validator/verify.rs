@@ -98,18 +98,16 @@ impl Validator {
 
     /// Runs `task` in this validator's sandbox.
     async fn reexecute(&self, task: &TaskSpec) -> Result<Observed, String> {
-        let module = self
-            .store
-            .blob(&task.module)
-            .map_err(|e| e.to_string())?
-            .ok_or("the module is not here")?
-            .to_vec();
-        let input = self
-            .store
-            .blob(&task.input)
-            .map_err(|e| e.to_string())?
-            .ok_or("the input is not here")?
-            .to_vec();
+        let local = |id: &Hash, what: &str| -> Result<Vec<u8>, String> {
+            Ok(self
+                .store
+                .blob(id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the {what} is not here"))?
+                .to_vec())
+        };
+        let module = local(&task.module, "module")?;
+        let input = local(&task.input, "input")?;
         let seed = JobSpec::seed(&task.job_id, task.index);
         let limits = task.limits.to_runtime();
         let runtime = self.runtime.clone();
@@ -166,8 +164,16 @@ impl Validator {
             None
         };
         let worker_key = worker.to_bytes();
+        // A re-execution that concluded counts as a sample, whichever way it went.
+        if let Some(Finding::Verified(observed) | Finding::Mismatch(observed)) = &finding {
+            self.bump_stats(&job_id, |s| {
+                s.sampled += 1;
+                s.verify_fuel = s.verify_fuel.saturating_add(observed.fuel_used);
+            })
+            .map_err(fail)?;
+        }
         match &finding {
-            Some(Finding::Verified(observed)) => {
+            Some(Finding::Verified(_)) => {
                 self.store
                     .update_reputation(&worker_key, |r| {
                         r.verified += 1;
@@ -175,11 +181,6 @@ impl Validator {
                         r.score += 5;
                     })
                     .map_err(fail)?;
-                self.bump_stats(&job_id, |s| {
-                    s.sampled += 1;
-                    s.verify_fuel = s.verify_fuel.saturating_add(observed.fuel_used);
-                })
-                .map_err(fail)?;
                 if let Some(w) = self
                     .state
                     .lock()
@@ -197,11 +198,6 @@ impl Validator {
                 self.withdraw(&[(job_id, index)], false).map_err(fail)?;
             }
             Some(Finding::Mismatch(observed)) => {
-                self.bump_stats(&job_id, |s| {
-                    s.sampled += 1;
-                    s.verify_fuel = s.verify_fuel.saturating_add(observed.fuel_used);
-                })
-                .map_err(fail)?;
                 let proof = FraudProof::sign(
                     FraudClaim {
                         task,
