@@ -7,6 +7,7 @@
 //! "portable" the same code without the CPU-specific paths that wasm cannot use (sha2's SHA
 //! extensions); the in-process native run checks the outputs.
 
+use smartnodes_examples::stats::{geomean, median};
 use smartnodes_runtime::{Limits, Metering, Runtime, RuntimeConfig, TaskInput, Verdict};
 use std::time::{Duration, Instant};
 
@@ -27,15 +28,6 @@ fn native(name: &str, input: &[u8]) -> Vec<u8> {
     smartnodes_examples::native(name, input)
         .expect("an example")
         .expect("native run")
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn geomean(xs: &[f64]) -> f64 {
-    (xs.iter().map(|r| r.ln()).sum::<f64>() / xs.len() as f64).exp()
 }
 
 fn main() {

@@ -2,13 +2,9 @@
 //! example, and the warm task start latency. Prints one table (medians over interleaved
 //! rounds). Set `SMARTNODES_BENCH_ROUNDS` to change the number of rounds (default 7).
 
+use smartnodes_examples::stats::median;
 use smartnodes_runtime::{Limits, Runtime, RuntimeConfig, TaskInput, Verdict};
 use std::time::{Duration, Instant};
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.

@@ -234,3 +234,19 @@ mod tests {
         assert_eq!(output_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }
+
+/// What the benchmarks that run these examples summarise their rounds with.
+pub mod stats {
+    use std::time::Duration;
+
+    /// The median of `xs` (the upper one of an even count); `xs` must not be empty.
+    pub fn median(mut xs: Vec<Duration>) -> Duration {
+        xs.sort();
+        xs[xs.len() / 2]
+    }
+
+    /// The geometric mean of `xs` (ratios).
+    pub fn geomean(xs: &[f64]) -> f64 {
+        (xs.iter().map(|r| r.ln()).sum::<f64>() / xs.len() as f64).exp()
+    }
+}

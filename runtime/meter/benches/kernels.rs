@@ -13,6 +13,7 @@
 //! The meter's cost is judged against the portable one (`meter / native, portable`); the
 //! plain native column is kept. The in-process native run checks every output.
 
+use smartnodes_examples::stats::{geomean, median};
 use std::time::{Duration, Instant};
 
 use smartnodes_meter::{MeterConfig, StartMode, FUEL_EXPORT};
@@ -212,15 +213,6 @@ fn native(name: &str, input: &[u8]) -> Vec<u8> {
     smartnodes_examples::native(name, input)
         .expect("an example")
         .expect("native run")
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
-fn geomean(xs: &[f64]) -> f64 {
-    (xs.iter().map(|r| r.ln()).sum::<f64>() / xs.len() as f64).exp()
 }
 
 fn main() {
