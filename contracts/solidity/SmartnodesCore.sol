@@ -12,10 +12,13 @@ import {SmartnodesToken} from "./SmartnodesToken.sol";
 /// the validator set with a seed every validator can compute (`lastSummaryHash`, epoch,
 /// round). A proposal is `(epoch, summaryHash)` where `summaryHash = keccak256(abi.encode(s))`
 /// commits to the whole `EpochSummary` that will be executed. Every active validator has one
-/// vote per epoch. A proposal executes, with the full summary as calldata, once the votes of
-/// still-active voters pass `thresholdNumerator / thresholdDenominator` of the active
-/// validator set. Rounds only decide who may propose: proposals and votes are never deleted,
-/// so an expired round never wipes an honest pending proposal.
+/// vote per epoch at a time. A proposal executes, with the full summary as calldata, once the
+/// votes of still-active voters pass `thresholdNumerator / thresholdDenominator` of the active
+/// validator set. Rounds decide who may propose, and when a vote may move: a validator may
+/// move its vote to another proposal in a later round than the one it was cast in (a vote
+/// given before its validator learnt something, a fraud proof say, would otherwise split the
+/// votes for good and stall the epoch). Proposals are never deleted, so an expired round never
+/// wipes an honest pending proposal.
 ///
 /// Per-worker and per-job data lives in Merkle roots (sorted-pair keccak, OpenZeppelin
 /// `MerkleProof` compatible), so executing an epoch costs the same for 10 or 10,000 workers.
@@ -165,6 +168,8 @@ contract SmartnodesCore {
     mapping(uint256 => mapping(bytes32 => Proposal)) internal _proposals;
     mapping(uint256 => bytes32[]) internal _proposalHashes;
     mapping(uint256 => mapping(address => bytes32)) public voteOf;
+    /// The round in which each validator's current vote of the epoch was cast.
+    mapping(uint256 => mapping(address => uint32)) public voteRoundOf;
 
     mapping(uint256 => EpochRecord) internal _epochs;
     mapping(bytes32 => bool) public rewardLeafClaimed;
@@ -180,6 +185,7 @@ contract SmartnodesCore {
     event JobRefunded(bytes32 indexed jobId, address indexed user, uint256 amount, uint8 result);
     event Proposed(uint256 indexed epoch, bytes32 indexed summaryHash, address indexed proposer, uint32 round);
     event Voted(uint256 indexed epoch, bytes32 indexed summaryHash, address indexed validator, uint256 votes);
+    event VoteWithdrawn(uint256 indexed epoch, bytes32 indexed summaryHash, address indexed validator, uint256 votes);
     event EpochExecuted(
         uint256 indexed epoch,
         bytes32 indexed summaryHash,
@@ -368,7 +374,8 @@ contract SmartnodesCore {
     /// rules execution enforces (bounded lists, released payments within escrow, the workers'
     /// total within their share), so votes are never spent on a proposal that cannot execute.
     /// Only its hash is stored; the full summary stays in this call's calldata for anyone
-    /// to read, and must be supplied again to `executeEpoch`.
+    /// to read, and must be supplied again to `executeEpoch`. A proposer that already voted
+    /// in an earlier round moves its vote to its proposal.
     function propose(EpochSummary calldata s) external returns (bytes32 summaryHash) {
         _requireValidator();
         uint256 epoch = currentEpoch;
@@ -377,31 +384,57 @@ contract SmartnodesCore {
         if (block.timestamp < opensAt) revert ProposalsNotOpen(opensAt);
         uint32 round = uint32((block.timestamp - opensAt) / _params.roundDuration);
         if (!_isProposer(msg.sender, epoch, round)) revert NotProposer(msg.sender, round);
-        if (voteOf[epoch][msg.sender] != bytes32(0)) revert AlreadyVoted(msg.sender, epoch);
         _checkSummary(s);
         summaryHash = keccak256(abi.encode(s));
         Proposal storage p = _proposals[epoch][summaryHash];
         if (p.proposer != address(0)) revert ProposalExists(summaryHash);
+        _withdrawVote(epoch, round);
         p.proposer = msg.sender;
         p.round = round;
         p.voters.push(msg.sender);
         voteOf[epoch][msg.sender] = summaryHash;
+        voteRoundOf[epoch][msg.sender] = round;
         _proposalHashes[epoch].push(summaryHash);
         emit Proposed(epoch, summaryHash, msg.sender, round);
         emit Voted(epoch, summaryHash, msg.sender, 1);
     }
 
     /// @notice Vote for an existing proposal of the current epoch. One vote per validator per
-    /// epoch, whatever the round.
+    /// epoch at a time: a validator that voted may move its vote to another proposal in a
+    /// later round than the one it voted in.
     function vote(uint256 epoch, bytes32 summaryHash) external {
         _requireValidator();
         if (epoch != currentEpoch) revert WrongEpoch(epoch, currentEpoch);
         Proposal storage p = _proposals[epoch][summaryHash];
         if (p.proposer == address(0)) revert UnknownProposal(epoch, summaryHash);
-        if (voteOf[epoch][msg.sender] != bytes32(0)) revert AlreadyVoted(msg.sender, epoch);
+        // A proposal exists, so proposals are open.
+        uint32 round = uint32((block.timestamp - proposalsOpenAt()) / _params.roundDuration);
+        if (voteOf[epoch][msg.sender] == summaryHash) revert AlreadyVoted(msg.sender, epoch);
+        _withdrawVote(epoch, round);
         voteOf[epoch][msg.sender] = summaryHash;
+        voteRoundOf[epoch][msg.sender] = round;
         p.voters.push(msg.sender);
         emit Voted(epoch, summaryHash, msg.sender, p.voters.length);
+    }
+
+    /// Takes the caller's vote of `epoch`, if any, off its proposal; only in a later `round`
+    /// than it was cast in.
+    function _withdrawVote(uint256 epoch, uint32 round) internal {
+        bytes32 previous = voteOf[epoch][msg.sender];
+        if (previous == bytes32(0)) return;
+        if (round <= voteRoundOf[epoch][msg.sender]) revert AlreadyVoted(msg.sender, epoch);
+        // Each validator is on at most one voter list per epoch: bounded by maxValidators.
+        address[] storage voters = _proposals[epoch][previous].voters;
+        uint256 n = voters.length;
+        for (uint256 i = 0; i < n; ++i) {
+            if (voters[i] == msg.sender) {
+                voters[i] = voters[n - 1];
+                voters.pop();
+                break;
+            }
+        }
+        delete voteOf[epoch][msg.sender];
+        emit VoteWithdrawn(epoch, previous, msg.sender, voters.length);
     }
 
     /// @notice Execute the current epoch with the full summary. Only active validators. The

@@ -598,7 +598,8 @@ impl Chain {
         Ok((receipt, summary.hash()))
     }
 
-    /// Vote for an existing proposal. One vote per validator per epoch.
+    /// Vote for an existing proposal. One vote per validator per epoch at a time: a vote
+    /// moves to another proposal only in a later round than the one it was cast in.
     pub async fn vote(&self, epoch: u64, summary_hash: B256) -> Result<TxReceipt> {
         self.core(core::voteCall {
             epoch: U256::from(epoch),
@@ -648,6 +649,24 @@ impl Chain {
             })
             .await?;
         Ok((v != B256::ZERO).then_some(v))
+    }
+
+    /// What `validator` voted for in `epoch`, and in which round, if anything.
+    pub async fn vote_and_round(
+        &self,
+        epoch: u64,
+        validator: Address,
+    ) -> Result<Option<(B256, u32)>> {
+        let Some(hash) = self.vote_of(epoch, validator).await? else {
+            return Ok(None);
+        };
+        let round = self
+            .core_view(core::voteRoundOfCall {
+                _0: U256::from(epoch),
+                _1: validator,
+            })
+            .await?;
+        Ok(Some((hash, round)))
     }
 
     /// What an executed epoch recorded (`executed_at == 0` when it has not executed).

@@ -251,6 +251,106 @@ async fn a_tampered_summary_never_executes() {
     net.stop().await;
 }
 
+/// A validator that voted for a summary it no longer agrees with (it voted before it learnt
+/// of a fraud, say: here the test casts that vote with its key) moves its vote in a later
+/// round, so the epoch executes instead of staying split for good. 4 validators: 3 votes
+/// pass; the tampering one and the early vote hold 2 back until the vote moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vote_given_too_early_moves_to_the_summary_its_validator_agrees_with() {
+    init_logging();
+    let _turn = turn().await;
+    let mut setup = chain_setup();
+    setup.tamper = vec![0];
+    // Honest validators wait before proposing: the early vote goes in first.
+    setup.grace = Duration::from_secs(3);
+    let net = Network::start(NetworkConfig {
+        validators: 4,
+        workers: 3,
+        chain: Some(setup),
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(net.wait_for_workers(3, Duration::from_secs(20)).await);
+    let chain = net.chain.as_ref().unwrap();
+    let fuel = run_jobs(&net, 8, 11).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    chain.open_proposals().await.unwrap();
+
+    // The tampering validator proposes at once; validator 1 "votes for it too early".
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let tampered = loop {
+        let hashes = chain.deployer.proposal_hashes(1).await.unwrap();
+        if let Some(h) = hashes.first() {
+            break *h;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nobody proposed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let p = chain.deployer.proposal(1, tampered).await.unwrap().unwrap();
+    assert_eq!(p.proposer, chain.validators[0], "the tampering one first");
+    let early = smartnodes::identity::Identity::load_or_create(net.dirs[1].path())
+        .unwrap()
+        .eth_signer();
+    assert_eq!(early.address(), chain.validators[1]);
+    chain
+        .deployer
+        .with_signer(early)
+        .vote(1, tampered)
+        .await
+        .unwrap();
+
+    // The honest summary gets validators 2 and 3: 2 of 4, not enough, until the round
+    // turns and validator 1 moves its vote.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let votes = chain
+            .deployer
+            .proposal_hashes(1)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|h| *h != tampered)
+            .count();
+        if votes > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no honest proposal");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        chain.deployer.current_epoch().await.unwrap(),
+        1,
+        "2 honest votes of 4 must not pass"
+    );
+    chain
+        .deployer
+        .advance_time(chain.params.round_duration)
+        .await
+        .unwrap();
+    assert!(
+        chain.wait_executed(1, Duration::from_secs(60)).await,
+        "the vote did not move"
+    );
+    let record = chain.deployer.epoch_record(1).await.unwrap();
+    assert_ne!(record.summary_hash, tampered);
+    assert!(record.votes >= 3, "{}", record.votes);
+    assert_eq!(
+        chain
+            .deployer
+            .vote_of(1, chain.validators[1])
+            .await
+            .unwrap(),
+        Some(record.summary_hash),
+        "validator 1's vote moved"
+    );
+    let p = chain.deployer.proposal(1, tampered).await.unwrap().unwrap();
+    assert_eq!(p.voters, vec![chain.validators[0]]);
+    wait_balances(&net, &shares(&net, 1, &fuel).await).await;
+    net.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blacklisted_worker_is_blacklisted_on_chain_and_earns_nothing_after() {
     init_logging();

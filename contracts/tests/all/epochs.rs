@@ -146,7 +146,7 @@ async fn a_proposal_below_the_threshold_cannot_execute() {
 }
 
 #[tokio::test]
-async fn a_validator_cannot_vote_twice() {
+async fn a_validator_votes_once_per_round_and_moves_its_vote_only_in_a_later_round() {
     let net = Net::new(4, 0, 0).await;
     net.open_proposals().await;
     let a = EpochSummary::empty(1);
@@ -165,21 +165,22 @@ async fn a_validator_cannot_vote_twice() {
         .unwrap();
     v.vote(1, a.hash()).await.unwrap();
     assert_revert(v.vote(1, a.hash()).await, "AlreadyVoted");
-    assert_eq!(
-        net.deployer
-            .proposal(1, a.hash())
+    let deployer = &net.deployer;
+    let voters = |hash| async move {
+        deployer
+            .proposal(1, hash)
             .await
             .unwrap()
-            .unwrap()
-            .voters
-            .len(),
-        2
-    );
+            .map_or(vec![], |p| p.voters)
+    };
+    assert_eq!(voters(a.hash()).await.len(), 2);
+    let round = net.deployer.round_info().await.unwrap().round;
     assert_eq!(
-        net.deployer.vote_of(1, v.account()).await.unwrap(),
-        Some(a.hash())
+        net.deployer.vote_and_round(1, v.account()).await.unwrap(),
+        Some((a.hash(), round))
     );
-    // Not for another proposal either, even in a later round when v is the proposer.
+    // Later rounds: once v is drawn, it proposes something else, which moves its vote; in
+    // the same round it cannot move it back.
     let mut tried = false;
     for _ in 0..100 {
         net.deployer
@@ -187,19 +188,44 @@ async fn a_validator_cannot_vote_twice() {
             .await
             .unwrap();
         if net.proposer().await.account() == v.account() {
-            assert_revert(v.propose(&other).await, "AlreadyVoted");
+            v.propose(&other).await.unwrap();
             tried = true;
             break;
         }
     }
     assert!(tried, "v was never drawn as proposer in 100 rounds");
-    // Voting for something nobody proposed is refused too.
+    assert_eq!(voters(a.hash()).await, vec![proposer.account()]);
+    assert_eq!(voters(other.hash()).await, vec![v.account()]);
+    assert_revert(v.vote(1, a.hash()).await, "AlreadyVoted");
+    assert_revert(v.vote(1, other.hash()).await, "AlreadyVoted");
+    // The next round it may, and the vote counts once, where it is.
+    net.deployer
+        .advance_time(net.params.round_duration)
+        .await
+        .unwrap();
+    v.vote(1, a.hash()).await.unwrap();
+    assert_eq!(voters(a.hash()).await.len(), 2);
+    assert!(voters(other.hash()).await.is_empty());
+    assert_eq!(
+        net.deployer.vote_of(1, v.account()).await.unwrap(),
+        Some(a.hash())
+    );
+    // Voting for something nobody proposed is refused, and leaves the vote where it was.
     let w = net
         .validators
         .iter()
         .find(|w| w.account() != proposer.account() && w.account() != v.account())
         .unwrap();
     assert_revert(w.vote(1, B256::repeat_byte(0x42)).await, "UnknownProposal");
+    net.deployer
+        .advance_time(net.params.round_duration)
+        .await
+        .unwrap();
+    assert_revert(v.vote(1, B256::repeat_byte(0x42)).await, "UnknownProposal");
+    assert_eq!(
+        net.deployer.vote_of(1, v.account()).await.unwrap(),
+        Some(a.hash())
+    );
 }
 
 #[tokio::test]

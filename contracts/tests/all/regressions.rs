@@ -210,3 +210,65 @@ async fn original_bug_unlock_that_cannot_work_is_absent() {
         .await
         .unwrap();
 }
+
+/// Original bug: one vote per epoch, final. Validators that voted for a proposal before they
+/// learnt it was wrong (a fraud proof still on its way) could never vote again, the votes
+/// stayed split across proposals, and the epoch never executed. Here the early voters move
+/// their votes to a later round's proposal, which then passes; the old one loses them.
+#[tokio::test]
+async fn original_bug_split_votes_stalling_the_epoch_is_absent() {
+    // Strict majority of 4: 3 votes.
+    let net = Net::new(4, 0, 0).await;
+    net.open_proposals().await;
+    let stale = EpochSummary {
+        reputation_root: B256::repeat_byte(0x01),
+        ..EpochSummary::empty(1)
+    };
+    let first = net.proposer().await;
+    first.propose(&stale).await.unwrap();
+    let early = net
+        .validators
+        .iter()
+        .find(|v| v.account() != first.account())
+        .unwrap();
+    early.vote(1, stale.hash()).await.unwrap();
+    // A later round's proposer (not `first`) proposes the corrected summary.
+    let mut second = None;
+    for _ in 0..100 {
+        net.deployer
+            .advance_time(net.params.round_duration)
+            .await
+            .unwrap();
+        let p = net.proposer().await;
+        if p.account() != first.account() {
+            second = Some(p);
+            break;
+        }
+    }
+    let second = second.expect("another proposer within 100 rounds");
+    let fixed = EpochSummary {
+        reputation_root: B256::repeat_byte(0x02),
+        ..EpochSummary::empty(1)
+    };
+    second.propose(&fixed).await.unwrap();
+    // Every other validator ends on `fixed`: 4 of 4, whatever was voted before.
+    for v in net
+        .validators
+        .iter()
+        .filter(|v| v.account() != second.account())
+    {
+        v.vote(1, fixed.hash()).await.unwrap();
+    }
+    assert_revert(first.execute(&stale).await, "ThresholdNotReached");
+    first.execute(&fixed).await.unwrap();
+    let record = net.deployer.epoch_record(1).await.unwrap();
+    assert_eq!(record.summary_hash, fixed.hash());
+    assert_eq!(record.votes, 4);
+    let stale_votes = net
+        .deployer
+        .proposal(1, stale.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stale_votes.voters.is_empty(), "{stale_votes:?}");
+}

@@ -63,6 +63,8 @@ struct DriverState {
     seq: u64,
     opened_at: Option<Instant>,
     mine: Option<ProposalContent>,
+    /// The round `mine` was proposed in.
+    mine_round: u32,
     last_publish: Option<Instant>,
     proposals: BTreeMap<(u64, B256), ProposalContent>,
     own_batches: Vec<SignedBatch>,
@@ -444,20 +446,48 @@ impl EpochNode {
             .opened_at
             .get_or_insert_with(Instant::now);
 
-        // Propose.
-        let need_proposal = self.st.lock().expect("poisoned").mine.is_none();
-        if need_proposal && ri.proposers.contains(&me) && opened.elapsed() >= self.cfg.grace {
-            self.propose(epoch).await?;
+        // Propose when drawn, unless this validator's vote is on a proposal it agrees with,
+        // or it proposed in this round already. A proposal it made in an earlier round that
+        // it no longer agrees with (it learnt of a fraud since, say) is replaced.
+        let voted = self.chain.vote_and_round(epoch, me).await?;
+        let vote_holds = voted.is_some_and(|(hash, _)| self.agrees(epoch, &hash));
+        let proposed_this_round = {
+            let st = self.st.lock().expect("poisoned");
+            st.mine.is_some() && st.mine_round >= ri.round
+        };
+        if !vote_holds
+            && !proposed_this_round
+            && ri.proposers.contains(&me)
+            && opened.elapsed() >= self.cfg.grace
+        {
+            self.propose(epoch, ri.round).await?;
         }
 
-        // Vote for the first proposal this validator agrees with.
+        // Vote for the first proposal this validator agrees with, or move its vote there
+        // from one it no longer agrees with (the contract allows that once the round in
+        // which the vote was cast is over): votes given before a validator learnt something
+        // would otherwise stay split for good and the epoch would never execute.
         let hashes = self.chain.proposal_hashes(epoch).await?;
-        if self.chain.vote_of(epoch, me).await?.is_none() {
+        let voted = self.chain.vote_and_round(epoch, me).await?;
+        let may_vote = match voted {
+            None => true,
+            Some((hash, round)) => round < ri.round && !self.agrees(epoch, &hash),
+        };
+        if may_vote {
             for hash in &hashes {
-                if self.agrees(epoch, hash) {
-                    let r = self.chain.vote(epoch, *hash).await?;
-                    self.log_gas(epoch, "vote", r.gas_used);
-                    tracing::info!(epoch, hash = %hash, "voted");
+                if voted.map(|(h, _)| h) != Some(*hash) && self.agrees(epoch, hash) {
+                    match self.chain.vote(epoch, *hash).await {
+                        Ok(r) => {
+                            self.log_gas(epoch, "vote", r.gas_used);
+                            let moved = voted.map(|(h, _)| h.to_string());
+                            tracing::info!(epoch, hash = %hash, moved_from = ?moved, "voted");
+                        }
+                        // The round turned between the read and the vote: next tick.
+                        Err(e) if e.revert_name() == Some("AlreadyVoted") => {
+                            tracing::debug!(epoch, "vote: {e}");
+                        }
+                        Err(e) => return Err(e),
+                    }
                     break;
                 }
             }
@@ -554,7 +584,7 @@ impl EpochNode {
         }
     }
 
-    async fn propose(&self, epoch: u64) -> Result<(), smartnodes_contracts::Error> {
+    async fn propose(&self, epoch: u64, round: u32) -> Result<(), smartnodes_contracts::Error> {
         let escrows = self.escrows.lock().expect("poisoned").1.clone();
         let built = self.ledger.lock().expect("poisoned").build(epoch, &escrows);
         let mut content = match built {
@@ -571,15 +601,12 @@ impl EpochNode {
             return Ok(());
         };
         let hash = summary.hash();
-        let me = self.chain.account();
         self.st
             .lock()
             .expect("poisoned")
             .proposals
             .insert((epoch, hash), content.clone());
-        if self.chain.vote_of(epoch, me).await?.is_none()
-            && self.chain.proposal(epoch, hash).await?.is_none()
-        {
+        if self.chain.proposal(epoch, hash).await?.is_none() {
             match self.chain.propose(&summary).await {
                 Ok((r, _)) => {
                     self.log_gas(epoch, "propose", r.gas_used);
@@ -599,6 +626,7 @@ impl EpochNode {
         publish(&self.client, EpochGossip::Proposal(content.clone()));
         let mut st = self.st.lock().expect("poisoned");
         st.mine = Some(content);
+        st.mine_round = round;
         st.last_publish = Some(Instant::now());
         Ok(())
     }
