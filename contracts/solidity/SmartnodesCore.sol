@@ -539,12 +539,17 @@ contract SmartnodesCore {
 
     /// @notice Claim the caller's worker reward for `epoch`. The leaf binds caller, amount and
     /// epoch; each leaf pays once, and an epoch never pays more than its committed total.
+    /// Claims for `epoch` open once the next epoch has executed: a worker proven a fraud
+    /// meanwhile is blacklisted by that execution, and a blacklisted worker claims nothing,
+    /// so work it was credited for before it was caught is forfeited.
     function claim(uint256 epoch, uint256 amount, bytes32[] calldata proof) external {
         EpochRecord storage e = _epochs[epoch];
         if (e.executedAt == 0) revert EpochNotExecuted(epoch);
         bytes32 leaf = keccak256(abi.encodePacked(msg.sender, amount, epoch));
         if (rewardLeafClaimed[leaf]) revert AlreadyClaimed();
         if (!MerkleProof.verifyCalldata(proof, e.workerRewardRoot, leaf)) revert InvalidProof();
+        if (currentEpoch < epoch + 2) revert EpochNotExecuted(epoch + 1);
+        if (blacklisted[msg.sender]) revert AccountBlacklisted(msg.sender);
         uint256 claimed = e.claimed + amount;
         if (claimed > e.workerRewardTotal) revert ClaimExceedsTotal(claimed, e.workerRewardTotal);
         rewardLeafClaimed[leaf] = true;

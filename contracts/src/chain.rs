@@ -717,7 +717,8 @@ impl Chain {
 
     // -------------------------------------------------------------- rewards, reputation
 
-    /// Claim this account's reward leaf of `epoch`.
+    /// Claim this account's reward leaf of `epoch`: open once epoch `epoch + 1` has executed,
+    /// never to a blacklisted account.
     pub async fn claim(&self, epoch: u64, amount: U256, proof: Vec<B256>) -> Result<TxReceipt> {
         self.core(core::claimCall {
             epoch: U256::from(epoch),

@@ -55,7 +55,9 @@ pub enum Command {
     /// Claim this worker's unclaimed rewards of every executed epoch.
     ///
     /// Fetches the executed summaries from a validator, checks each against the hash the
-    /// chain executed, and claims with the Merkle proof of this account's leaf. Workers
-    /// claim automatically unless started with --no-claim.
+    /// chain executed, and claims with the Merkle proof of this account's leaf. An epoch's
+    /// rewards are claimable once the next epoch has executed (until then a fraud proof
+    /// against the worker forfeits them); later ones are listed as pending. Workers claim
+    /// automatically unless started with --no-claim.
     Claim(crate::commands::chain::ClaimArgs),
 }

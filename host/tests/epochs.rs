@@ -157,11 +157,19 @@ async fn two_epochs_pay_workers_by_fuel_and_voters_by_vote() {
     let chain = net.chain.as_ref().unwrap();
     let mut want: BTreeMap<Address, U256> = BTreeMap::new();
     let mut emitted = U256::ZERO;
-    for epoch in 1..=2u64 {
-        let fuel = run_jobs(&net, 12, epoch as usize).await;
-        assert!(fuel.len() >= 2, "work spread over workers: {fuel:?}");
+    // Epochs 1 and 2 with work; epoch 3 without, to open the claims of epoch 2 (an
+    // epoch's rewards are claimable once the next one executed).
+    let mut previous: BTreeMap<Address, U256> = BTreeMap::new();
+    for epoch in 1..=3u64 {
+        let fuel = if epoch < 3 {
+            let fuel = run_jobs(&net, 12, epoch as usize).await;
+            assert!(fuel.len() >= 2, "work spread over workers: {fuel:?}");
+            fuel
+        } else {
+            BTreeMap::new()
+        };
         run_epoch(&net, epoch).await;
-        for (a, v) in shares(&net, epoch, &fuel).await {
+        for (a, v) in std::mem::replace(&mut previous, shares(&net, epoch, &fuel).await) {
             *want.entry(a).or_default() += v;
         }
         emitted += chain.params.emission_at(epoch);
@@ -170,7 +178,7 @@ async fn two_epochs_pay_workers_by_fuel_and_voters_by_vote() {
 
     // Validators: each voter of the executed summary got validatorBps / votes of the pot.
     let mut validator_want: BTreeMap<Address, U256> = BTreeMap::new();
-    for epoch in 1..=2u64 {
+    for epoch in 1..=3u64 {
         let record = chain.deployer.epoch_record(epoch).await.unwrap();
         assert!(record.votes >= 2, "a strict majority of 3 voted");
         let pot = chain.params.emission_at(epoch);
@@ -241,7 +249,9 @@ async fn a_tampered_summary_never_executes() {
         vec![chain.validators[0]],
         "nobody else voted for it"
     );
-    // The honest summary paid the honest shares, nothing to the invented worker.
+    // The honest summary paid the honest shares (claimable once epoch 2 executed), nothing
+    // to the invented worker.
+    run_epoch(&net, 2).await;
     wait_balances(&net, &shares(&net, 1, &fuel).await).await;
     let thief = Address::from([0xee; 20]);
     assert_eq!(
@@ -347,6 +357,7 @@ async fn a_vote_given_too_early_moves_to_the_summary_its_validator_agrees_with()
     );
     let p = chain.deployer.proposal(1, tampered).await.unwrap().unwrap();
     assert_eq!(p.voters, vec![chain.validators[0]]);
+    run_epoch(&net, 2).await;
     wait_balances(&net, &shares(&net, 1, &fuel).await).await;
     net.stop().await;
 }
@@ -366,39 +377,44 @@ async fn a_blacklisted_worker_is_blacklisted_on_chain_and_earns_nothing_after() 
     assert!(net.wait_for_workers(4, Duration::from_secs(20)).await);
     let chain = net.chain.as_ref().unwrap();
 
-    // Epoch 1: the cheater did work, then every validator holds a fraud proof against it
-    // (the verification issue calls the same hook when it blacklists).
-    let mut fuel = run_jobs(&net, 12, 3).await;
+    // Epoch 1: the cheater works and is credited (nobody knows yet).
+    let fuel1 = run_jobs(&net, 12, 3).await;
     let (cheater_index, cheater) = net
         .workers
         .iter()
         .enumerate()
         .map(|(i, w)| (i, w.peer_id()))
-        .find(|(_, p)| fuel.contains_key(p))
+        .find(|(_, p)| fuel1.contains_key(p))
         .expect("someone worked");
     let cheater_address = chain.workers[cheater_index];
-    tokio::time::sleep(Duration::from_millis(1000)).await; // its receipts are sealed
+    run_epoch(&net, 1).await;
+    let mut want = shares(&net, 1, &fuel1).await;
+    assert!(want[&cheater_address] > U256::ZERO, "credited in epoch 1");
+
+    // During epoch 2 every validator gets a fraud proof against it (the verification
+    // calls the same hook when it blacklists): epoch 2 blacklists it on chain, which
+    // forfeits its epoch-1 reward (claims for epoch 1 open only once epoch 2 executed)
+    // and whatever it does in epoch 2.
     for v in &net.validators {
         v.epochs.as_ref().unwrap().blacklist(cheater, [0x42; 32]);
     }
-    fuel.remove(&cheater); // forfeited
-    run_epoch(&net, 1).await;
+    let mut fuel2 = run_jobs(&net, 12, 4).await;
+    fuel2.remove(&cheater);
+    run_epoch(&net, 2).await;
     assert!(chain
         .deployer
         .is_blacklisted(cheater_address)
         .await
         .unwrap());
-    let mut want = shares(&net, 1, &fuel).await;
-    assert_eq!(want[&cheater_address], U256::ZERO);
+    want.insert(cheater_address, U256::ZERO);
     wait_balances(&net, &want).await;
 
-    // Epoch 2: whatever it still returns earns nothing.
-    let mut fuel = run_jobs(&net, 12, 4).await;
-    fuel.remove(&cheater);
-    run_epoch(&net, 2).await;
-    for (a, v) in shares(&net, 2, &fuel).await {
+    // Epoch 3 opens the claims of epoch 2: the honest workers' only.
+    run_epoch(&net, 3).await;
+    for (a, v) in shares(&net, 2, &fuel2).await {
         *want.entry(a).or_default() += v;
     }
+    assert_eq!(want[&cheater_address], U256::ZERO);
     wait_balances(&net, &want).await;
     assert_eq!(
         chain.deployer.token_balance(cheater_address).await.unwrap(),
@@ -575,7 +591,9 @@ async fn a_validator_killed_during_voting_and_restarted_catches_up() {
     }
     assert_eq!(counted(2).and_then(|c| c.hash()), Some(record.summary_hash));
     assert_eq!(counted(2), counted(0), "the same batches, counted once");
-    // Every worker got exactly its shares of both epochs.
+    // Every worker got exactly its shares of both epochs (those of epoch 2 once epoch 3
+    // executed).
+    run_epoch(&net, 3).await;
     let mut want = shares(&net, 1, &fuel1).await;
     for (a, v) in shares(&net, 2, &fuel).await {
         *want.entry(a).or_default() += v;
@@ -664,7 +682,6 @@ async fn a_completed_job_releases_its_escrow_into_the_next_pot() {
     let r1 = chain.deployer.epoch_record(1).await.unwrap();
     assert_eq!(r1.released_payments, U256::ZERO);
     let mut want = shares(&net, 1, &fuel1).await;
-    wait_balances(&net, &want).await;
 
     // Epoch 2 releases it (once), and workers share emission + payment by epoch 2's fuel.
     let fuel2 = run_jobs(&net, 6, 42).await;
@@ -673,11 +690,13 @@ async fn a_completed_job_releases_its_escrow_into_the_next_pot() {
     assert_eq!(r2.released_payments, sno(100));
     assert_ne!(r2.job_results_root, B256::ZERO);
     assert_eq!(chain.deployer.total_escrowed().await.unwrap(), U256::ZERO);
+    // Epoch 1's rewards are claimable now, epoch 2's once epoch 3 executed.
+    wait_balances(&net, &want).await;
     for (a, v) in shares_with(&net, 2, &fuel2, sno(100)).await {
         *want.entry(a).or_default() += v;
     }
-    wait_balances(&net, &want).await;
     run_epoch(&net, 3).await;
+    wait_balances(&net, &want).await;
     assert_eq!(
         chain
             .deployer
@@ -866,17 +885,52 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let info = deployer.round_info().await.unwrap();
-    let now = deployer.timestamp().await.unwrap();
-    deployer
-        .advance_time(info.proposals_open_at.saturating_sub(now) + 1)
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while deployer.current_epoch().await.unwrap() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "epoch 1 executed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let next_epoch = |epoch: u64| {
+        let deployer = &deployer;
+        async move {
+            let info = deployer.round_info().await.unwrap();
+            let now = deployer.timestamp().await.unwrap();
+            deployer
+                .advance_time(info.proposals_open_at.saturating_sub(now) + 1)
+                .await
+                .unwrap();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while deployer.current_epoch().await.unwrap() <= epoch {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "epoch {epoch} executed"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    next_epoch(1).await;
+    let mut claim_args = vec![
+        "claim".to_string(),
+        "--validator".into(),
+        vaddr.clone(),
+        "--data-dir".into(),
+        s(&dirs[2]),
+    ];
+    claim_args.extend(chain_args(&[]));
+    let claim = || {
+        let out = smartnodes(&claim_args.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let second: Address = ids[2].eth_address_hex().parse().unwrap();
+    let second_worked = report.tasks.iter().any(|t| t.worker == ids[2].peer_id());
+    // Epoch 1's rewards are claimable once epoch 2 executed: until then `smartnodes
+    // claim` lists them as pending (once the validator serves the executed summary).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while second_worked && !claim().contains("claimable once epoch 2 has executed") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`smartnodes claim` listed the pending reward"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    assert_eq!(deployer.token_balance(second).await.unwrap(), U256::ZERO);
+    next_epoch(2).await;
 
     // Workers claimed their shares by fuel: the first by itself, the second (--no-claim)
     // with `smartnodes claim`.
@@ -887,24 +941,10 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
         *fuel.entry(t.worker).or_default() += u128::from(t.receipt.body.fuel_used);
     }
     let total: u128 = fuel.values().sum();
-    let second: Address = ids[2].eth_address_hex().parse().unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(deployer.token_balance(second).await.unwrap(), U256::ZERO);
-    let mut claim_args = vec![
-        "claim".to_string(),
-        "--validator".into(),
-        vaddr.clone(),
-        "--data-dir".into(),
-        s(&dirs[2]),
-    ];
-    claim_args.extend(chain_args(&[]));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while fuel.contains_key(&ids[2].peer_id()) {
-        // The validator serves the summary once it has counted the execution.
-        let out = smartnodes(&claim_args.iter().map(|x| x.as_str()).collect::<Vec<_>>());
-        if String::from_utf8_lossy(&out.stdout).contains("claimed epoch 1") {
-            break;
-        }
+    while second_worked && !claim().contains("claimed epoch 1") {
         assert!(
             tokio::time::Instant::now() < deadline,
             "`smartnodes claim` claimed"
@@ -944,8 +984,8 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert_eq!(status["chain"]["current_epoch"], 2);
-    assert_eq!(status["chain"]["last_executed"]["epoch"], 1);
+    assert_eq!(status["chain"]["current_epoch"], 3);
+    assert_eq!(status["chain"]["last_executed"]["epoch"], 2);
     let nodes = status["chain"]["nodes"].as_array().unwrap();
     assert_eq!(
         nodes.iter().filter(|n| n["role"] == "worker").count(),

@@ -180,9 +180,14 @@ async fn every_privileged_function_rejects_every_wrong_caller() {
     user.refund_job(job_id, 1, JobResult::Failed, job_proof)
         .await
         .unwrap();
-    worker.claim(1, amount, reward_proof).await.unwrap();
+    // Claims for epoch 1 open once epoch 2 has executed.
+    assert_revert(
+        worker.claim(1, amount, reward_proof.clone()).await,
+        "EpochNotExecuted",
+    );
     let voter = non_proposers[0];
     voter.vote(2, s2.hash()).await.unwrap();
     voter.execute(&s2).await.unwrap();
     assert_eq!(net.deployer.current_epoch().await.unwrap(), 3);
+    worker.claim(1, amount, reward_proof).await.unwrap();
 }

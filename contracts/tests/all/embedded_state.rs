@@ -67,16 +67,16 @@ async fn embedded_state_survives_save_and_load() {
             .unwrap()
             .active
     );
-    // Carry on: the worker claims, and another epoch executes.
-    let w = saved.with_signer(worker.clone());
-    let (amount, proof) = rewards.proof(&worker.address()).unwrap();
-    w.claim(1, amount, proof).await.unwrap();
-    assert_eq!(w.token_balance(worker.address()).await.unwrap(), sno(10));
+    // Carry on: another epoch executes, and the worker claims.
     evm.advance_time(params.epoch_duration);
     let s2 = EpochSummary::empty(2);
     v.propose(&s2).await.unwrap();
     v.execute(&s2).await.unwrap();
     assert_eq!(v.current_epoch().await.unwrap(), 3);
+    let w = saved.with_signer(worker.clone());
+    let (amount, proof) = rewards.proof(&worker.address()).unwrap();
+    w.claim(1, amount, proof).await.unwrap();
+    assert_eq!(w.token_balance(worker.address()).await.unwrap(), sno(10));
     // A corrupt file is an error, not a panic.
     std::fs::write(&path, b"{not json").unwrap();
     assert!(EmbeddedEvm::load(&path).is_err());

@@ -45,6 +45,7 @@ async fn original_bug_total_outside_the_hash_is_absent() {
     assert_ne!(inflated.hash(), agreed.hash());
     assert_revert(voter.execute(&inflated).await, "UnknownProposal");
     voter.execute(&agreed).await.unwrap();
+    net.run_epoch(&EpochSummary::empty(2)).await;
     // Claims stop at the committed total: 100 + 100, then the third leaf would make 300.
     for w in &workers[..2] {
         let (amount, proof) = rewards.proof(&w.account()).unwrap();

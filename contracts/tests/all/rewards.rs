@@ -1,7 +1,7 @@
 //! Emission schedule, the split of each epoch's pot, and Merkle claims.
 
 use smartnodes_contracts::{
-    merkle, sno, Address, EpochSummary, PrivateKeySigner, RewardTree, B256, U256,
+    merkle, sno, Address, BlacklistEntry, EpochSummary, PrivateKeySigner, RewardTree, B256, U256,
 };
 
 use crate::common::{assert_revert, Net};
@@ -113,6 +113,23 @@ async fn claims_pay_exactly_their_leaf_and_only_once() {
         ..EpochSummary::empty(1)
     };
     net.run_epoch(&s).await;
+    // Claims for epoch 1 open once epoch 2 has executed.
+    let (amount, proof) = rewards.proof(&workers[0].account()).unwrap();
+    assert_revert(workers[0].claim(1, amount, proof).await, "EpochNotExecuted");
+    let rewards2 = RewardTree::new(
+        2,
+        workers
+            .iter()
+            .zip(amounts)
+            .map(|(w, a)| (w.account(), sno(a))),
+    )
+    .unwrap();
+    net.run_epoch(&EpochSummary {
+        worker_reward_root: rewards2.root(),
+        worker_reward_total: rewards2.total(),
+        ..EpochSummary::empty(2)
+    })
+    .await;
     for (w, a) in workers.iter().zip(amounts) {
         let (amount, proof) = rewards.proof(&w.account()).unwrap();
         assert_eq!(amount, sno(a));
@@ -126,7 +143,7 @@ async fn claims_pay_exactly_their_leaf_and_only_once() {
                 .await,
             "InvalidProof",
         );
-        assert_revert(w.claim(2, amount, proof.clone()).await, "EpochNotExecuted");
+        assert_revert(w.claim(3, amount, proof.clone()).await, "EpochNotExecuted");
         assert!(!net
             .deployer
             .reward_claimed(w.account(), amount, 1)
@@ -150,20 +167,7 @@ async fn claims_pay_exactly_their_leaf_and_only_once() {
     let record = net.deployer.epoch_record(1).await.unwrap();
     assert_eq!(record.claimed, rewards.total());
     // A proof for epoch 1 is not a proof for epoch 2, even with the same amounts.
-    let rewards2 = RewardTree::new(
-        2,
-        workers
-            .iter()
-            .zip(amounts)
-            .map(|(w, a)| (w.account(), sno(a))),
-    )
-    .unwrap();
-    net.run_epoch(&EpochSummary {
-        worker_reward_root: rewards2.root(),
-        worker_reward_total: rewards2.total(),
-        ..EpochSummary::empty(2)
-    })
-    .await;
+    net.run_epoch(&EpochSummary::empty(3)).await;
     let (amount, proof1) = rewards.proof(&workers[0].account()).unwrap();
     assert_revert(workers[0].claim(2, amount, proof1).await, "InvalidProof");
     let (amount, proof2) = rewards2.proof(&workers[0].account()).unwrap();
@@ -231,4 +235,41 @@ async fn the_emission_schedule_is_bounded_without_decay() {
             "on chain, epoch {epoch}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_worker_blacklisted_before_its_claim_opens_forfeits_the_reward() {
+    let net = Net::new(1, 0, 2).await;
+    let (cheat, honest) = (&net.workers[0], &net.workers[1]);
+    let before = (
+        net.balance(cheat.account()).await,
+        net.balance(honest.account()).await,
+    );
+    let rewards =
+        RewardTree::new(1, [(cheat.account(), sno(30)), (honest.account(), sno(70))]).unwrap();
+    net.run_epoch(&EpochSummary {
+        worker_reward_root: rewards.root(),
+        worker_reward_total: rewards.total(),
+        ..EpochSummary::empty(1)
+    })
+    .await;
+    // Caught during epoch 2: its summary blacklists the cheat.
+    let (amount, proof) = rewards.proof(&cheat.account()).unwrap();
+    assert_revert(
+        cheat.claim(1, amount, proof.clone()).await,
+        "EpochNotExecuted",
+    );
+    net.run_epoch(&EpochSummary {
+        blacklist: vec![BlacklistEntry {
+            worker: cheat.account(),
+            evidence: B256::repeat_byte(0xf0),
+        }],
+        ..EpochSummary::empty(2)
+    })
+    .await;
+    assert_revert(cheat.claim(1, amount, proof).await, "AccountBlacklisted");
+    assert_eq!(net.balance(cheat.account()).await, before.0);
+    let (amount, proof) = rewards.proof(&honest.account()).unwrap();
+    honest.claim(1, amount, proof).await.unwrap();
+    assert_eq!(net.balance(honest.account()).await, before.1 + sno(70));
 }

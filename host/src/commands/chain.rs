@@ -337,12 +337,19 @@ pub fn claim(args: ClaimArgs) -> Result<u8> {
         let contents = executed_contents(&chain, &session).await;
         session.close().await;
         let me = chain.account();
+        let current = chain.current_epoch().await?;
         let mut claimed = Vec::new();
+        let mut pending = Vec::new();
         for c in contents? {
             let Some((amount, proof)) = c.reward_tree().and_then(|t| t.proof(&me)) else {
                 continue;
             };
             if chain.reward_claimed(me, amount, c.epoch).await? {
+                continue;
+            }
+            // Claims open once the next epoch has executed.
+            if c.epoch + 1 >= current {
+                pending.push((c.epoch, amount));
                 continue;
             }
             chain
@@ -357,12 +364,20 @@ pub fn claim(args: ClaimArgs) -> Result<u8> {
             let json = serde_json::json!({
                 "account": me.to_string(),
                 "claimed": claimed.iter().map(|(e, a)| serde_json::json!({"epoch": e, "amount": a.to_string()})).collect::<Vec<_>>(),
+                "pending": pending.iter().map(|(e, a)| serde_json::json!({"epoch": e, "amount": a.to_string()})).collect::<Vec<_>>(),
                 "balance": balance.to_string(),
             });
             writeln!(out, "{json}")?;
         } else {
             for (e, a) in &claimed {
                 writeln!(out, "claimed epoch {e}: {a} SNO wei")?;
+            }
+            for (e, a) in &pending {
+                writeln!(
+                    out,
+                    "epoch {e}: {a} SNO wei, claimable once epoch {} has executed",
+                    e + 1
+                )?;
             }
             writeln!(out, "{me} holds {balance} SNO wei")?;
         }

@@ -46,7 +46,8 @@ pub struct ChainSnapshot {
     pub sno_minted: u128,
     /// SNO claimed in all.
     pub sno_claimed: u128,
-    /// SNO the executed epochs committed to workers' claims (claimed or not).
+    /// SNO the executed epochs whose claims are open (the next epoch executed) committed to
+    /// workers' claims (claimed or not, forfeited or not).
     pub sno_claimable: u128,
     /// Per node.
     pub balances: Vec<NodeBalance>,

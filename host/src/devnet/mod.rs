@@ -583,18 +583,23 @@ impl Devnet {
             }
         }
 
-        // Chain: wait for the epochs (the chain's own progress, with a generous bound).
+        // Chain: wait for the epochs (the chain's own progress, with a generous bound): at
+        // least EPOCHS_TO_WAIT_FOR, and two after the jobs finished, the first to count
+        // their last receipts, the second to open the claims of the first.
         if self.has_chain() {
             let bound = Duration::from_secs(
                 self.config.epoch_secs * (chain::EPOCHS_TO_WAIT_FOR as u64 + 2) * 3,
             );
             let deadline = Instant::now() + bound;
+            let mut wanted = None;
             loop {
                 let snap = match self.chain_snapshot().await {
                     Some(r) => r?,
                     None => break,
                 };
-                if snap.epochs_executed() >= chain::EPOCHS_TO_WAIT_FOR {
+                let wanted = *wanted
+                    .get_or_insert(chain::EPOCHS_TO_WAIT_FOR.max(snap.epochs_executed() + 2));
+                if snap.epochs_executed() >= wanted {
                     // Then a few seconds for the workers' automatic claims to land, so
                     // that the report shows them paid (not waited for forever: a
                     // claim is the worker's business).
@@ -612,8 +617,7 @@ impl Devnet {
                 }
                 if Instant::now() >= deadline {
                     return Err(DevnetError::Timeout(format!(
-                        "fewer than {} epochs executed after {bound:?}",
-                        chain::EPOCHS_TO_WAIT_FOR
+                        "fewer than {wanted} epochs executed after {bound:?}"
                     )));
                 }
                 self.refresh_live(&mut live).await;
@@ -855,13 +859,18 @@ fn in_process_snapshot(net: &Network, r: crate::epoch::testnet::ChainReport) -> 
     let wei = |v: U256| u128::try_from(v).unwrap_or(u128::MAX);
     // Rewarded to each worker by the executed epochs (claimed or not).
     let mut rewarded: std::collections::HashMap<[u8; 20], u128> = Default::default();
+    // Blacklisted on chain: what they were rewarded and did not claim is forfeited.
+    let mut blacklisted = std::collections::HashSet::new();
     if let Some(e) = net.validators.iter().find_map(|v| v.epochs.as_ref()) {
         for content in e.executed_from(0) {
             for (address, amount) in &content.rewards {
                 *rewarded.entry(*address).or_default() += wei(U256::from_be_bytes(*amount));
             }
+            blacklisted.extend(content.blacklist.iter().map(|b| b.address));
         }
     }
+    // Claims for an epoch open once the next one has executed.
+    let open = r.epochs.len().saturating_sub(1);
     ChainSnapshot {
         endpoint: r.backend.to_string(),
         epochs: r
@@ -877,14 +886,16 @@ fn in_process_snapshot(net: &Network, r: crate::epoch::testnet::ChainReport) -> 
             .collect(),
         sno_minted: wei(r.minted),
         sno_claimed: r.epochs.iter().map(|e| wei(e.claimed)).sum(),
-        sno_claimable: r.epochs.iter().map(|e| wei(e.worker_total)).sum(),
+        sno_claimable: r.epochs[..open].iter().map(|e| wei(e.worker_total)).sum(),
         balances: r
             .nodes
             .iter()
             .map(|n| chain::NodeBalance {
                 address: n.address.to_string(),
-                // Validators are paid for their votes directly; workers claim theirs.
+                // Validators are paid for their votes directly; workers claim theirs, and
+                // a blacklisted one keeps only what it claimed before.
                 earned: match n.role {
+                    "worker" if blacklisted.contains(&n.address.0 .0) => wei(n.balance),
                     "worker" => rewarded.get(&n.address.0 .0).copied().unwrap_or(0),
                     _ => wei(n.earned),
                 },

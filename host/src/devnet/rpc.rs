@@ -140,7 +140,10 @@ impl RpcChain {
                 .map_err(&e)?
                 .map_or(Address::ZERO, |p| p.proposer);
             claimed += wei(r.claimed);
-            claimable += wei(r.worker_reward_total);
+            // Claims for an epoch open once the next one has executed.
+            if epoch + 1 < current {
+                claimable += wei(r.worker_reward_total);
+            }
             epochs.push(EpochRecord {
                 number: epoch,
                 proposer: proposer.to_string(),

@@ -1,6 +1,7 @@
 //! The live half of epochs: [`EpochNode`] runs inside a validator (seals and gossips the
 //! receipts it accepts, ingests other validators' batches, proposes, votes, executes) and
-//! [`Claimer`] inside a worker (claims its rewards once an epoch executes).
+//! [`Claimer`] inside a worker (claims an epoch's rewards once the next epoch has executed:
+//! the contract's window in which a fraud proof forfeits them).
 //!
 //! Chain transactions are driven by chain state, not by memory of what was sent: every
 //! tick re-reads the round, this validator's vote and the proposals, and sends only what
@@ -918,7 +919,8 @@ impl Claimer {
         waiting_since: &mut Option<Instant>,
     ) -> Result<(), smartnodes_contracts::Error> {
         let current = self.chain.current_epoch().await?;
-        while *next < current {
+        // Claims for an epoch open once the next one has executed.
+        while *next + 1 < current {
             let epoch = *next;
             let record = self.chain.epoch_record(epoch).await?;
             if record.executed_at == 0 {
@@ -953,7 +955,16 @@ impl Claimer {
             let me = self.chain.account();
             if let Some((amount, proof)) = content.reward_tree().and_then(|t| t.proof(&me)) {
                 if !self.chain.reward_claimed(me, amount, epoch).await? {
-                    let r = self.chain.claim(epoch, amount, proof).await?;
+                    let r = match self.chain.claim(epoch, amount, proof).await {
+                        Ok(r) => r,
+                        Err(e) if e.revert_name() == Some("AccountBlacklisted") => {
+                            tracing::warn!(epoch, %amount, "blacklisted: the reward is forfeited");
+                            *next += 1;
+                            *waiting_since = None;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     self.gas_log.lock().expect("poisoned").push(GasEntry {
                         epoch,
                         what: "claim",
