@@ -43,7 +43,7 @@ pub enum Command {
     /// Submit a job (one task per --input) to a validator and wait for every result.
     ///
     /// Each output is checked against its worker's signed receipt and written to
-    /// DIR/<index>.out; DIR/summary.json lists each task's verdict, output hash, fuel and
+    /// DIR/INDEX.out; DIR/summary.json lists each task's verdict, output hash, fuel and
     /// worker. Exit status: 0 all tasks completed, 1 some ended otherwise, 2 an error.
     Submit(crate::commands::submit::SubmitArgs),
     /// Show a validator's jobs, their tasks and workers.
