@@ -184,6 +184,21 @@ impl Net {
         self.by_address(info.proposers[0])
     }
 
+    /// Lets rounds expire, at most 100, until the proposer drawn is one `wanted` accepts.
+    pub(crate) async fn later_proposer(&self, wanted: impl Fn(Address) -> bool) -> Option<&Chain> {
+        for _ in 0..100 {
+            self.deployer
+                .advance_time(self.params.round_duration)
+                .await
+                .unwrap();
+            let p = self.proposer().await;
+            if wanted(p.account()) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
     /// Open proposals, propose `summary`, collect votes until the threshold passes, execute.
     pub(crate) async fn run_epoch(&self, summary: &EpochSummary) -> TxReceipt {
         self.open_proposals().await;

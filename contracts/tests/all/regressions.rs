@@ -82,25 +82,15 @@ async fn original_bug_expired_round_wiping_proposals_is_absent() {
     supporter.vote(1, honest.hash()).await.unwrap();
     // 2 of 5: pending. Let rounds expire until a validator that has not voted is drawn, and
     // let it propose something else.
-    let mut rival = None;
-    for _ in 0..100 {
-        net.deployer
-            .advance_time(net.params.round_duration)
-            .await
-            .unwrap();
-        let p = net.proposer().await;
-        if net
-            .deployer
-            .vote_of(1, p.account())
-            .await
-            .unwrap()
-            .is_none()
-        {
-            rival = Some(p);
-            break;
-        }
-    }
-    let rival = rival.expect("a fresh proposer within 100 rounds");
+    let voted = [first.account(), supporter.account()];
+    let rival = net
+        .later_proposer(|a| !voted.contains(&a))
+        .await
+        .expect("a fresh proposer within 100 rounds");
+    assert_eq!(
+        net.deployer.vote_of(1, rival.account()).await.unwrap(),
+        None
+    );
     assert!(net.deployer.round_info().await.unwrap().round > first_round);
     let other = EpochSummary {
         reputation_root: B256::repeat_byte(0x0B),
@@ -234,19 +224,10 @@ async fn original_bug_split_votes_stalling_the_epoch_is_absent() {
         .unwrap();
     early.vote(1, stale.hash()).await.unwrap();
     // A later round's proposer (not `first`) proposes the corrected summary.
-    let mut second = None;
-    for _ in 0..100 {
-        net.deployer
-            .advance_time(net.params.round_duration)
-            .await
-            .unwrap();
-        let p = net.proposer().await;
-        if p.account() != first.account() {
-            second = Some(p);
-            break;
-        }
-    }
-    let second = second.expect("another proposer within 100 rounds");
+    let second = net
+        .later_proposer(|a| a != first.account())
+        .await
+        .expect("another proposer within 100 rounds");
     let fixed = EpochSummary {
         reputation_root: B256::repeat_byte(0x02),
         ..EpochSummary::empty(1)
