@@ -42,6 +42,14 @@ fn chain_setup() -> ChainSetup {
     setup
 }
 
+/// Starts `config`'s network and waits until every worker has registered.
+async fn start(config: NetworkConfig) -> Network {
+    let workers = config.workers;
+    let net = Network::start(config).await.unwrap();
+    assert!(net.wait_for_workers(workers, Duration::from_secs(20)).await);
+    net
+}
+
 fn inputs(n: usize, salt: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
@@ -145,15 +153,13 @@ async fn run_epoch(net: &Network, epoch: u64) {
 async fn two_epochs_pay_workers_by_fuel_and_voters_by_vote() {
     init_logging();
     let _turn = turn().await;
-    let net = Network::start(NetworkConfig {
+    let net = start(NetworkConfig {
         validators: 3,
         workers: 4,
         chain: Some(chain_setup()),
         ..NetworkConfig::default()
     })
-    .await
-    .unwrap();
-    assert!(net.wait_for_workers(4, Duration::from_secs(20)).await);
+    .await;
     let chain = net.chain.as_ref().unwrap();
     let mut want: BTreeMap<Address, U256> = BTreeMap::new();
     let mut emitted = U256::ZERO;
@@ -221,15 +227,13 @@ async fn a_tampered_summary_never_executes() {
     let _turn = turn().await;
     let mut setup = chain_setup();
     setup.tamper = vec![0];
-    let net = Network::start(NetworkConfig {
+    let net = start(NetworkConfig {
         validators: 3,
         workers: 3,
         chain: Some(setup),
         ..NetworkConfig::default()
     })
-    .await
-    .unwrap();
-    assert!(net.wait_for_workers(3, Duration::from_secs(20)).await);
+    .await;
     let chain = net.chain.as_ref().unwrap();
     let fuel = run_jobs(&net, 8, 7).await;
     run_epoch(&net, 1).await;
@@ -273,15 +277,13 @@ async fn a_vote_given_too_early_moves_to_the_summary_its_validator_agrees_with()
     setup.tamper = vec![0];
     // Honest validators wait before proposing: the early vote goes in first.
     setup.grace = Duration::from_secs(3);
-    let net = Network::start(NetworkConfig {
+    let net = start(NetworkConfig {
         validators: 4,
         workers: 3,
         chain: Some(setup),
         ..NetworkConfig::default()
     })
-    .await
-    .unwrap();
-    assert!(net.wait_for_workers(3, Duration::from_secs(20)).await);
+    .await;
     let chain = net.chain.as_ref().unwrap();
     let fuel = run_jobs(&net, 8, 11).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -366,15 +368,13 @@ async fn a_vote_given_too_early_moves_to_the_summary_its_validator_agrees_with()
 async fn a_blacklisted_worker_is_blacklisted_on_chain_and_earns_nothing_after() {
     init_logging();
     let _turn = turn().await;
-    let net = Network::start(NetworkConfig {
+    let net = start(NetworkConfig {
         validators: 3,
         workers: 4,
         chain: Some(chain_setup()),
         ..NetworkConfig::default()
     })
-    .await
-    .unwrap();
-    assert!(net.wait_for_workers(4, Duration::from_secs(20)).await);
+    .await;
     let chain = net.chain.as_ref().unwrap();
 
     // Epoch 1: the cheater works and is credited (nobody knows yet).
@@ -431,16 +431,14 @@ async fn a_blacklisted_worker_is_blacklisted_on_chain_and_earns_nothing_after() 
 async fn a_worker_caught_cheating_is_blacklisted_on_chain_and_paid_nothing() {
     init_logging();
     let _turn = turn().await;
-    let net = Network::start(NetworkConfig {
+    let net = start(NetworkConfig {
         validators: 3,
         workers: 4,
         cheaters: vec!["wrong-output".parse().unwrap()],
         chain: Some(chain_setup()),
         ..NetworkConfig::default()
     })
-    .await
-    .unwrap();
-    assert!(net.wait_for_workers(4, Duration::from_secs(20)).await);
+    .await;
     let chain = net.chain.as_ref().unwrap();
     let cheater = net.workers[0].peer_id();
     let cheater_address = chain.workers[0];
@@ -498,15 +496,13 @@ async fn a_validator_killed_during_voting_and_restarted_catches_up() {
     use smartnodes::roles::{start_node, NodeConfig, Role};
     init_logging();
     let _turn = turn().await;
-    let mut net = Network::start(NetworkConfig {
+    let mut net = start(NetworkConfig {
         validators: 3,
         workers: 3,
         chain: Some(chain_setup()),
         ..NetworkConfig::default()
     })
-    .await
-    .unwrap();
-    assert!(net.wait_for_workers(3, Duration::from_secs(20)).await);
+    .await;
     let (endpoint, deployment, gas_log) = {
         let c = net.chain.as_ref().unwrap();
         (
@@ -631,15 +627,13 @@ async fn a_completed_job_releases_its_escrow_into_the_next_pot() {
     use smartnodes_contracts::{sno, B256};
     init_logging();
     let _turn = turn().await;
-    let net = Network::start(NetworkConfig {
+    let net = start(NetworkConfig {
         validators: 2,
         workers: 2,
         chain: Some(chain_setup()),
         ..NetworkConfig::default()
     })
-    .await
-    .unwrap();
-    assert!(net.wait_for_workers(2, Duration::from_secs(20)).await);
+    .await;
     let chain = net.chain.as_ref().unwrap();
     // A registered user escrows 100 SNO for its job (after submitting it: its id is known
     // then), in epoch 1.
