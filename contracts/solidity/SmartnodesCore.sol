@@ -382,7 +382,7 @@ contract SmartnodesCore {
         if (s.epoch != epoch) revert WrongEpoch(s.epoch, epoch);
         uint64 opensAt = proposalsOpenAt();
         if (block.timestamp < opensAt) revert ProposalsNotOpen(opensAt);
-        uint32 round = uint32((block.timestamp - opensAt) / _params.roundDuration);
+        uint32 round = _roundSince(opensAt);
         if (!_isProposer(msg.sender, epoch, round)) revert NotProposer(msg.sender, round);
         _checkSummary(s);
         summaryHash = keccak256(abi.encode(s));
@@ -408,7 +408,7 @@ contract SmartnodesCore {
         Proposal storage p = _proposals[epoch][summaryHash];
         if (p.proposer == address(0)) revert UnknownProposal(epoch, summaryHash);
         // A proposal exists, so proposals are open.
-        uint32 round = uint32((block.timestamp - proposalsOpenAt()) / _params.roundDuration);
+        uint32 round = _roundSince(proposalsOpenAt());
         if (voteOf[epoch][msg.sender] == summaryHash) revert AlreadyVoted(msg.sender, epoch);
         _withdrawVote(epoch, round);
         voteOf[epoch][msg.sender] = summaryHash;
@@ -603,7 +603,7 @@ contract SmartnodesCore {
     function currentProposers() external view returns (bool open, uint32 round, address[] memory list) {
         uint64 opensAt = proposalsOpenAt();
         if (block.timestamp < opensAt) return (false, 0, new address[](0));
-        round = uint32((block.timestamp - opensAt) / _params.roundDuration);
+        round = _roundSince(opensAt);
         return (true, round, proposersFor(currentEpoch, round));
     }
 
@@ -669,6 +669,11 @@ contract SmartnodesCore {
         if (s.releasedPayments > totalEscrowed) revert ReleaseExceedsEscrow(s.releasedPayments, totalEscrowed);
         uint256 workerPot = (emissionAt(s.epoch) + s.releasedPayments) * _params.workerBps / BPS;
         if (s.workerRewardTotal > workerPot) revert RewardTotalTooHigh(s.workerRewardTotal, workerPot);
+    }
+
+    /// The current round of proposals that opened at `opensAt` (not in the future).
+    function _roundSince(uint64 opensAt) internal view returns (uint32) {
+        return uint32((block.timestamp - opensAt) / _params.roundDuration);
     }
 
     function _passes(uint256 votes, uint256 validatorCount) internal view returns (bool) {
