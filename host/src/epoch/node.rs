@@ -450,7 +450,7 @@ impl EpochNode {
         // Propose when drawn, unless this validator's vote is on a proposal it agrees with,
         // or it proposed in this round already. A proposal it made in an earlier round that
         // it no longer agrees with (it learnt of a fraud since, say) is replaced.
-        let voted = self.chain.vote_and_round(epoch, me).await?;
+        let mut voted = self.chain.vote_and_round(epoch, me).await?;
         let vote_holds = voted.is_some_and(|(hash, _)| self.agrees(epoch, &hash));
         let proposed_this_round = {
             let st = self.st.lock().expect("poisoned");
@@ -462,6 +462,8 @@ impl EpochNode {
             && opened.elapsed() >= self.cfg.grace
         {
             self.propose(epoch, ri.round).await?;
+            // Proposing may have moved the vote.
+            voted = self.chain.vote_and_round(epoch, me).await?;
         }
 
         // Vote for the first proposal this validator agrees with, or move its vote there
@@ -469,7 +471,6 @@ impl EpochNode {
         // which the vote was cast is over): votes given before a validator learnt something
         // would otherwise stay split for good and the epoch would never execute.
         let hashes = self.chain.proposal_hashes(epoch).await?;
-        let voted = self.chain.vote_and_round(epoch, me).await?;
         let may_vote = match voted {
             None => true,
             Some((hash, round)) => round < ri.round && !self.agrees(epoch, &hash),
