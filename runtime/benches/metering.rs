@@ -51,15 +51,9 @@ fn main() {
         ..Limits::DEFAULT
     };
 
-    let target_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("a target directory")
-        .to_path_buf();
-    let start = |portable| {
-        smartnodes_examples::portable::NativeTimer::start(&target_dir, portable)
-            .expect("building and starting native-timer")
-    };
-    let (mut native_timer, mut portable) = (start(false), start(true));
+    let (mut native_timer, mut portable) = smartnodes_examples::portable::NativeTimer::pair(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+    );
     println!("smartnodes-runtime metering benchmark: {rounds} interleaved rounds, medians");
     println!(
         "load average at start: {}",

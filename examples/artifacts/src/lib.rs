@@ -104,6 +104,18 @@ pub mod portable {
     }
 
     impl NativeTimer {
+        /// A bench's two baselines, default then portable, built into the target directory
+        /// of the bench's `CARGO_TARGET_TMPDIR` (which is `<target>/tmp`). Panics when one
+        /// cannot be built or started: a bench without its baseline has nothing to compare.
+        pub fn pair(cargo_target_tmpdir: &Path) -> (NativeTimer, NativeTimer) {
+            let target_dir = cargo_target_tmpdir.parent().expect("a target directory");
+            let start = |portable| {
+                NativeTimer::start(target_dir, portable)
+                    .expect("building and starting native-timer")
+            };
+            (start(false), start(true))
+        }
+
         /// Builds `native-timer` (release; with `--features portable` when `portable`)
         /// into `target_dir/native-timer-{portable,default}` with the `cargo` found in
         /// `$CARGO` (or on the path) and starts it. The build is a separate one so that its

@@ -220,16 +220,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
-    // The target directory (CARGO_TARGET_TMPDIR is `<target>/tmp`).
-    let target_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("a target directory")
-        .to_path_buf();
-    let start = |portable| {
-        smartnodes_examples::portable::NativeTimer::start(&target_dir, portable)
-            .expect("building and starting native-timer")
-    };
-    let (mut native_timer, mut portable) = (start(false), start(true));
+    let (mut native_timer, mut portable) = smartnodes_examples::portable::NativeTimer::pair(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+    );
     println!("smartnodes-meter kernels benchmark: {rounds} interleaved rounds, medians, ratio = time / native");
     println!("meter: {}", meter_config().fingerprint());
     println!("load average at start: {}", loadavg());
