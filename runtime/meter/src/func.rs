@@ -24,6 +24,7 @@ use wasmparser::{FunctionBody, Operator as Op, ValType};
 use crate::cost::{
     ends_reachability, ends_segment, has_per_unit_cost, operator_cost, FUNCTION_ENTRY_COST,
 };
+use crate::fuse::Plan;
 use crate::module::{val_type, ModuleInfo};
 use crate::{MeterConfig, MeterError, NanForm, NanMode, Stats, Status};
 
@@ -129,6 +130,44 @@ impl Emitter<'_> {
         if check {
             self.check_fuel_on_stack();
         }
+    }
+
+    /// Charges a fused loop's whole body at its header, then traps if the counter is below
+    /// `-(cost - header)`: exactly when the plain scheme's header charge would overdraw it
+    /// (see [`crate::fuse`]).
+    fn charge_fused(&mut self, cost: u64, header: u64) {
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::I64Const(cost as i64));
+        self.ins(I::I64Sub);
+        self.ins(I::LocalTee(self.fuel));
+        self.stats.charges += 1;
+        self.ins(I::I64Const(-((cost - header) as i64)));
+        self.ins(I::I64LtS);
+        self.trap_if(Status::OutOfFuel);
+        self.stats.checks += 1;
+    }
+
+    /// The charge and check of the loop at op `l`: its header segment, or for a fused
+    /// loop its whole body.
+    fn loop_charge(&mut self, plan: &Plan, l: usize) {
+        let header = plan.charges(l, l + 1);
+        if plan.is_fused(l) {
+            self.charge_fused(plan.charges(l, plan.end_of(l)), header);
+        } else {
+            self.charge(header, true);
+        }
+    }
+
+    /// Gives back `cost` charged ahead by a fused loop (on a branch that skips it).
+    fn refund(&mut self, cost: u64) {
+        if cost == 0 {
+            return;
+        }
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::I64Const(cost as i64));
+        self.ins(I::I64Add);
+        self.ins(I::LocalSet(self.fuel));
+        self.stats.refunds += 1;
     }
 
     /// Charges 1 per unit of the i32 on top of the stack (left in place), then checks.
@@ -346,6 +385,8 @@ pub(crate) fn rewrite(
         }
     }
 
+    let plan = Plan::new(&ops, &seg_costs, info, sig.results.len());
+
     let mut e = Emitter {
         buf: Vec::new(),
         info,
@@ -359,17 +400,15 @@ pub(crate) fn rewrite(
     e.stats.functions += 1;
     e.fuel = e.new_local(ValType::I64);
 
-    // A leaf (no call instruction) cannot nest frames, and without a loop it does bounded
-    // work: it needs no depth counting, and a loop-free leaf no entry check (its caller's
-    // checks and the host's final look at the counter see any overdraft). Both are static
-    // properties of the code, so the verdicts stay deterministic; the depth limit counts
-    // the frames of functions that can call.
+    // A leaf (no call instruction) without a loop does bounded work: it needs no entry
+    // check (its caller's checks and the host's final look at the counter see any
+    // overdraft). Only functions on a cycle of the call graph count depth (`depth.rs`).
+    // Both are static properties of the module, so the verdicts stay deterministic.
     let leaf = !ops
         .iter()
         .any(|op| matches!(op, Op::Call { .. } | Op::CallIndirect { .. }));
     let has_loop = ops.iter().any(|op| matches!(op, Op::Loop { .. }));
-    let starts_here = matches!(info.start_call, Some((entry, _, _)) if entry == func_index);
-    let count_depth = !leaf || starts_here;
+    let count_depth = info.counts_depth(func_index);
 
     // Entry: charge and check fuel, then depth.
     e.ins(I::GlobalGet(info.fuel_global));
@@ -384,7 +423,7 @@ pub(crate) fn rewrite(
     }
     if count_depth {
         e.ins(I::GlobalGet(info.depth_global));
-        e.ins(I::I32Const(cfg.max_call_depth as i32));
+        e.ins(I::I32Const(info.depth_limit() as i32));
         e.ins(I::I32GeU);
         e.trap_if(Status::DepthExceeded);
         e.ins(I::GlobalGet(info.depth_global));
@@ -422,8 +461,51 @@ pub(crate) fn rewrite(
         .map(nan_blind_vector_input)
         .chain([None])
         .collect();
-    for (op, next) in ops.into_iter().zip(nexts) {
+    // The fused loop being emitted: (op index of its `loop`, of its `end`).
+    let mut fused: Option<(usize, usize)> = None;
+    // Op indices of the open frames of the original body.
+    let mut open: Vec<usize> = Vec::new();
+    for (i, (op, next)) in ops.into_iter().zip(nexts).enumerate() {
         let was_clean = clean.take();
+        let inside = matches!(fused, Some((head, end)) if head < i && i < end);
+        // What a branch at `i` pays on its taken edge: the refund of what it skips in a
+        // fused loop, and the header charge of an edge-charged loop it goes back to.
+        let refund = match fused {
+            Some((head, end)) if inside => plan.branch_refund(i, head, end),
+            _ => 0,
+        };
+        let back_to = plan
+            .back_edge_of(i)
+            .filter(|&l| plan.is_edge_charged(l) && matches!(op, Op::Br { .. } | Op::BrIf { .. }));
+        if matches!(op, Op::Loop { .. }) && plan.is_edge_charged(i) {
+            // The entry edge pays the header's charge before the loop starts.
+            e.loop_charge(&plan, i);
+        }
+        if let Op::Br { .. } | Op::Return = op {
+            e.refund(refund);
+            if let Some(l) = back_to {
+                e.loop_charge(&plan, l);
+            }
+        }
+        if inside {
+            match &op {
+                Op::Else => {
+                    // The `then` arm falls through to the `end`, skipping the `else` arm.
+                    let opener = *open.last().expect("an open if");
+                    e.refund(plan.charges(i, plan.end_of(opener)));
+                }
+                Op::End => {
+                    let opener = *open.last().expect("an open frame");
+                    let skipped = plan.charges(opener, i);
+                    if matches!(ops_kind_if(&plan, opener, i), Some(true)) && skipped > 0 {
+                        // An `if` without `else`: the false edge skips the `then` arm.
+                        e.ins(I::Else);
+                        e.refund(skipped);
+                    }
+                }
+                _ => {}
+            }
+        }
         match &op {
             Op::End if depth == 0 => {
                 e.ins(I::End); // the wrapper
@@ -444,6 +526,15 @@ pub(crate) fn rewrite(
             Op::Unreachable => {
                 e.flush();
                 e.ins(I::Unreachable);
+            }
+            Op::BrIf { relative_depth } if refund > 0 || back_to.is_some() => {
+                e.ins(I::If(BlockType::Empty));
+                e.refund(refund);
+                if let Some(l) = back_to {
+                    e.loop_charge(&plan, l);
+                }
+                e.ins(I::Br(relative_depth + 1));
+                e.ins(I::End);
             }
             Op::Call { function_index } => {
                 let callee = info.func_sig(*function_index);
@@ -488,16 +579,40 @@ pub(crate) fn rewrite(
                 clean = clean_producer(&op);
             }
         }
+        if inside {
+            if let Op::Else = op {
+                // The false edge of the `if` skips the `then` arm.
+                let opener = *open.last().expect("an open if");
+                e.refund(plan.charges(opener, i));
+            }
+        }
         match &op {
-            Op::Block { .. } | Op::Loop { .. } | Op::If { .. } => depth += 1,
-            Op::End => depth -= 1,
+            Op::Block { .. } | Op::Loop { .. } | Op::If { .. } => {
+                depth += 1;
+                open.push(i);
+            }
+            Op::End => {
+                depth -= 1;
+                open.pop();
+                if matches!(fused, Some((_, end)) if end == i) {
+                    fused = None;
+                }
+            }
             _ => {}
         }
         if ends_segment(&op) {
             let cost = seg_costs[seg];
             seg += 1;
-            if !ends_reachability(&op) {
-                e.charge(cost, matches!(op, Op::Loop { .. }));
+            if let Op::Loop { .. } = op {
+                if plan.is_fused(i) {
+                    e.stats.fused_loops += 1;
+                    fused = Some((i, plan.end_of(i)));
+                }
+                if !plan.is_edge_charged(i) {
+                    e.loop_charge(&plan, i);
+                }
+            } else if !inside && !ends_reachability(&op) {
+                e.charge(cost, false);
             }
         }
     }
@@ -509,6 +624,13 @@ pub(crate) fn rewrite(
     let mut function = Function::new(locals);
     function.raw(buf);
     Ok(function)
+}
+
+/// For the frame opened at op `opener` and closed at op `end`: `Some(true)` for an `if`
+/// without `else`, `Some(false)` for one with, `None` for a block or loop.
+fn ops_kind_if(plan: &Plan, opener: usize, end: usize) -> Option<bool> {
+    debug_assert_eq!(plan.end_of(opener), end);
+    plan.is_if(opener).then(|| plan.else_of(opener).is_none())
 }
 
 fn reencode<'a>(re: &mut RoundtripReencoder, op: Op<'a>) -> Result<I<'a>, MeterError> {

@@ -98,7 +98,9 @@
 //! - `func` — function-body rewrite: segments, checks, depth, NaN observation points.
 
 mod cost;
+mod depth;
 mod func;
+mod fuse;
 mod module;
 
 pub use cost::operator_cost;
@@ -106,7 +108,7 @@ pub use cost::operator_cost;
 /// The version of the rewrite and of its cost model. It belongs in the engine fingerprint
 /// and the compiled-module cache key; bump it on any change that can change a verdict, an
 /// output or a fuel count.
-pub const VERSION: &str = "smartnodes-meter/4";
+pub const VERSION: &str = "smartnodes-meter/5";
 
 /// Every export or import name starting with this prefix is reserved for the meter.
 pub const RESERVED_PREFIX: &str = "__smartnodes_meter";
@@ -218,6 +220,10 @@ pub struct Stats {
     pub checks: u32,
     /// NaN canonicalisations inserted.
     pub nan_canonicalizations: u32,
+    /// Innermost loops charged once per iteration for their whole body (see `fuse.rs`).
+    pub fused_loops: u32,
+    /// Refunds inserted on the branches that leave part of a fused loop's body unrun.
+    pub refunds: u32,
 }
 
 /// Why the rewrite refused a module.

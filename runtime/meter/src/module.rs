@@ -10,7 +10,8 @@ use wasm_encoder::{
     RawSection, TypeSection,
 };
 use wasmparser::{
-    CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
+    CompositeInnerType, ElementItems, ExternalKind, Operator, Parser, Payload, TypeRef, ValType,
+    Validator, WasmFeatures,
 };
 
 use crate::{
@@ -50,11 +51,59 @@ pub(crate) struct ModuleInfo {
     /// `(entry, start, started_global)`: function `entry` calls the former start function
     /// `start` once, guarded by the global.
     pub(crate) start_call: Option<(u32, u32, u32)>,
+    /// Per defined function: the defined functions it calls directly.
+    pub(crate) calls: Vec<Vec<u32>>,
+    /// Per defined function: whether it makes indirect calls.
+    pub(crate) calls_indirect: Vec<bool>,
+    /// Defined functions a `call_indirect` may reach.
+    pub(crate) indirect_targets: HashSet<u32>,
+    /// Whether a table is imported or exported (the host can put any export in it).
+    pub(crate) table_visible: bool,
+    /// Which functions count call depth, and against what limit (see `depth.rs`).
+    pub(crate) depth: Option<crate::depth::DepthPlan>,
 }
 
 impl ModuleInfo {
     pub(crate) fn func_sig(&self, func: u32) -> &Sig {
         &self.types[self.func_types[func as usize] as usize]
+    }
+
+    /// Whether function `func` (an index into the whole function space) counts its frame.
+    pub(crate) fn counts_depth(&self, func: u32) -> bool {
+        let plan = self.depth.as_ref().expect("planned before the rewrite");
+        plan.counted[(func - self.num_imported_funcs) as usize]
+    }
+
+    /// The depth at which entering a counting function traps.
+    pub(crate) fn depth_limit(&self) -> u32 {
+        self.depth
+            .as_ref()
+            .expect("planned before the rewrite")
+            .limit
+    }
+
+    /// Plans depth counting over the call graph (after `start_call` is known).
+    fn plan_depth(&mut self, max_call_depth: u32) {
+        let imported = self.num_imported_funcs;
+        let mut calls = self.calls.clone();
+        if let Some((entry, start, _)) = self.start_call {
+            calls[(entry - imported) as usize].push(start);
+        }
+        let local = |f: &u32| f.checked_sub(imported);
+        let mut targets: Vec<u32> = self.indirect_targets.iter().filter_map(local).collect();
+        if self.table_visible {
+            targets.extend(self.exported_funcs.iter().filter_map(local));
+        }
+        let calls: Vec<Vec<u32>> = calls
+            .iter()
+            .map(|c| c.iter().filter_map(local).collect())
+            .collect();
+        self.depth = Some(crate::depth::plan(
+            &calls,
+            &self.calls_indirect,
+            &targets,
+            max_call_depth,
+        ));
     }
 }
 
@@ -83,6 +132,7 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
             start = None;
         }
     }
+    info.plan_depth(cfg.max_call_depth);
 
     let mut out = Module::new();
     let mut stats = Stats::default();
@@ -260,7 +310,8 @@ fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
                         TypeRef::Tag(_) | TypeRef::FuncExact(_) => {
                             return Err(MeterError::Unsupported(format!("import {:?}", import.ty)))
                         }
-                        TypeRef::Table(_) | TypeRef::Memory(_) => {}
+                        TypeRef::Table(_) => info.table_visible = true,
+                        TypeRef::Memory(_) => {}
                     }
                 }
             }
@@ -271,7 +322,9 @@ fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
             }
             Payload::GlobalSection(reader) => {
                 for g in reader {
-                    info.global_types.push(g.map_err(invalid)?.ty.content_type);
+                    let g = g.map_err(invalid)?;
+                    ref_funcs(g.init_expr, &mut info.indirect_targets)?;
+                    info.global_types.push(g.ty.content_type);
                 }
             }
             Payload::ExportSection(reader) => {
@@ -287,11 +340,48 @@ fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
                         ExternalKind::Global => {
                             info.observable_globals.insert(export.index);
                         }
+                        ExternalKind::Table => info.table_visible = true,
                         _ => {}
                     }
                 }
             }
             Payload::StartSection { func, .. } => start = Some(func),
+            Payload::ElementSection(reader) => {
+                for element in reader {
+                    match element.map_err(invalid)?.items {
+                        ElementItems::Functions(funcs) => {
+                            for f in funcs {
+                                info.indirect_targets.insert(f.map_err(invalid)?);
+                            }
+                        }
+                        ElementItems::Expressions(_, exprs) => {
+                            for expr in exprs {
+                                ref_funcs(expr.map_err(invalid)?, &mut info.indirect_targets)?;
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let mut calls = Vec::new();
+                let mut indirect = false;
+                let mut ops = body.get_operators_reader().map_err(invalid)?;
+                while !ops.eof() {
+                    match ops.read().map_err(invalid)? {
+                        Operator::Call { function_index }
+                        | Operator::ReturnCall { function_index } => calls.push(function_index),
+                        Operator::CallIndirect { .. } | Operator::ReturnCallIndirect { .. } => {
+                            indirect = true
+                        }
+                        Operator::RefFunc { function_index } => {
+                            info.indirect_targets.insert(function_index);
+                        }
+                        _ => {}
+                    }
+                }
+                info.calls.push(calls);
+                info.calls_indirect.push(indirect);
+            }
             _ => {}
         }
     }
@@ -300,6 +390,17 @@ fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
         info.exported_funcs.insert(f);
     }
     Ok((info, start))
+}
+
+/// Adds the functions a constant expression names with `ref.func`.
+fn ref_funcs(expr: wasmparser::ConstExpr<'_>, out: &mut HashSet<u32>) -> Result<(), MeterError> {
+    let mut ops = expr.get_operators_reader();
+    while !ops.eof() {
+        if let Operator::RefFunc { function_index } = ops.read().map_err(invalid)? {
+            out.insert(function_index);
+        }
+    }
+    Ok(())
 }
 
 const GLOBAL_ID: u8 = 6;

@@ -110,6 +110,7 @@ fn smith_modules_metering_is_transparent() {
     let (n, limit) = seeds();
     let started = Instant::now();
     let (mut modules, mut completed, mut trapped, mut fuel_compared) = (0, 0, 0, 0);
+    let (mut fused_loops, mut refunds) = (0, 0);
     for seed in 0..n {
         if started.elapsed() > limit {
             break;
@@ -123,6 +124,8 @@ fn smith_modules_metering_is_transparent() {
             Err(e) => panic!("seed {seed}: {e}"),
         };
         modules += 1;
+        fused_loops += metered.stats.fused_loops;
+        refunds += metered.stats.refunds;
         for func in exported_funcs(&plain, &wasm) {
             if func.starts_with(smartnodes_meter::RESERVED_PREFIX) {
                 continue;
@@ -178,11 +181,15 @@ fn smith_modules_metering_is_transparent() {
         }
     }
     eprintln!(
-        "{modules} modules, {completed} completed calls ({fuel_compared} fuel counts equal), \
-         {trapped} equal traps, in {:?}",
+        "{modules} modules ({fused_loops} fused loops, {refunds} refunds), {completed} completed \
+         calls ({fuel_compared} fuel counts equal), {trapped} equal traps, in {:?}",
         started.elapsed()
     );
     assert!(modules >= 10, "only {modules} modules ran");
+    assert!(
+        fused_loops >= 10,
+        "only {fused_loops} fused loops: the fusion goes untested"
+    );
     assert!(completed >= 10, "only {completed} calls completed");
 }
 

@@ -95,6 +95,155 @@ fn out_of_fuel_exactly_at_the_budget() {
     }
 }
 
+/// Fused loops (`src/fuse.rs`) charge a whole iteration at the header and refund what a
+/// branch skips. Every loop of `fused.wat` but one is fused; for each export, the count
+/// equals wasmtime's, and over a sweep of budgets around and below the cost F a run
+/// completes, with fuel F, exactly when the budget is at least F.
+#[test]
+fn fused_loops_count_exactly_at_every_budget() {
+    let fuel = engine(EngineKind::Fuel);
+    let plain = engine(EngineKind::Plain);
+    let wasm = fixture("fused.wat");
+    let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
+    assert_eq!(metered.stats.fused_loops, 6, "{:?}", metered.stats);
+    assert!(metered.stats.refunds >= 8, "{:?}", metered.stats);
+    for func in exported_funcs(&plain, &wasm) {
+        let want = run_reference(&fuel, &wasm, &func, BIG);
+        let full = run_metered(&plain, &metered, &func, BIG);
+        assert!(matches!(want.outcome, Outcome::Returned(_)), "{func}");
+        assert_eq!(want.outcome, full.outcome, "{func}");
+        assert_eq!(want.fuel, full.fuel, "{func}: fuel");
+        let f = full.fuel;
+        let near = f.saturating_sub(40)..=f + 1;
+        let below = (0..f).step_by((f / 20).max(1) as usize);
+        for budget in near.chain(below) {
+            let run = run_metered(&plain, &metered, &func, budget);
+            if budget >= f {
+                assert_eq!(run.outcome, full.outcome, "{func} budget {budget} >= {f}");
+                assert_eq!(run.fuel, f, "{func} budget {budget}");
+            } else {
+                assert_eq!(
+                    run.outcome,
+                    Outcome::OutOfFuel,
+                    "{func} budget {budget} < {f}"
+                );
+            }
+        }
+    }
+}
+
+/// A fused loop traps at the same iteration as the plain scheme: the header check allows
+/// exactly the overdraft of the iteration's charge ahead, no more and no less.
+#[test]
+fn fused_loop_traps_at_the_plain_schemes_iteration() {
+    // Costs: entry 1 (function entry; `block` and `loop` are free); the header segment
+    // `global.get i32.const i32.add global.set i32.const i32.eqz br_if` 7; the segment
+    // after the `br_if`: `local.get i32.const i32.add local.set br` 5. The plain scheme
+    // traps at the header of iteration k when budget - 1 - 12 (k - 1) - 7 < 0, before that
+    // iteration counts itself.
+    let wasm = wat::parse_str(
+        r#"(module
+            (global $iters (export "iters") (mut i32) (i32.const 0))
+            (func (export "spin_mid") (local $i i32)
+              (block $out
+                (loop $l
+                  (global.set $iters (i32.add (global.get $iters) (i32.const 1)))
+                  (br_if $out (i32.eqz (i32.const 1)))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br $l)))))"#,
+    )
+    .unwrap();
+    let plain = engine(EngineKind::Plain);
+    let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
+    assert_eq!(metered.stats.fused_loops, 1);
+    let module = wasmtime::Module::new(&plain, &metered.wasm).unwrap();
+    for budget in 0..200i64 {
+        let mut store = wasmtime::Store::new(&plain, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let global =
+            |store: &mut wasmtime::Store<()>, name| instance.get_global(&mut *store, name).unwrap();
+        let fuel = global(&mut store, smartnodes_meter::FUEL_EXPORT);
+        fuel.set(&mut store, wasmtime::Val::I64(budget)).unwrap();
+        let spin = instance.get_func(&mut store, "spin_mid").unwrap();
+        assert!(spin.call(&mut store, &[], &mut []).is_err());
+        let status = global(&mut store, smartnodes_meter::STATUS_EXPORT);
+        assert_eq!(status.get(&mut store).unwrap_i32(), 1, "budget {budget}");
+        let iters = i64::from(global(&mut store, "iters").get(&mut store).unwrap_i32());
+        let want = if budget < 8 { 0 } else { (budget - 8) / 12 + 1 };
+        assert_eq!(iters, want, "budget {budget}: iterations before the trap");
+        // At entry with budget 0; else at a header, that iteration's 12 charged ahead.
+        let left = if budget == 0 {
+            -1
+        } else {
+            budget - 1 - 12 * iters - 12
+        };
+        assert_eq!(fuel.get(&mut store).unwrap_i64(), left, "budget {budget}");
+    }
+}
+
+/// Only functions on a cycle of the call graph count frames (`src/depth.rs`), against
+/// `max_call_depth` minus the most frames non-recursive functions can add: a chain of four
+/// non-recursive functions above a recursive one leaves it `max - 4` frames, so the stack
+/// never holds more than `max` frames. A cycle through a table counts too.
+#[test]
+fn only_recursive_functions_count_depth() {
+    let plain = engine(EngineKind::Plain);
+    let max = 10u32;
+    let cfg = smartnodes_meter::MeterConfig {
+        max_call_depth: max,
+        ..Default::default()
+    };
+    // run -> f1 -> f2 -> f3 -> rec(n): rec has n + 1 frames.
+    let chain = |n: u32| {
+        format!(
+            r#"(module
+            (func $rec (param i32)
+              (if (local.get 0) (then (call $rec (i32.sub (local.get 0) (i32.const 1))))))
+            (func $f3 (param i32) (call $rec (local.get 0)))
+            (func $f2 (param i32) (call $f3 (local.get 0)))
+            (func $f1 (param i32) (call $f2 (local.get 0)))
+            (func (export "run") (call $f1 (i32.const {n}))))"#
+        )
+    };
+    let ok = meter(&wat::parse_str(chain(max - 5)).unwrap(), &cfg);
+    let run = run_metered(&plain, &ok, "run", BIG);
+    assert_eq!(
+        run.outcome,
+        Outcome::Returned(vec![]),
+        "4 + 6 = {max} frames"
+    );
+    let deep = meter(&wat::parse_str(chain(max - 4)).unwrap(), &cfg);
+    let run = run_metered(&plain, &deep, "run", BIG);
+    assert_eq!(run.outcome, Outcome::DepthExceeded, "4 + 7 frames");
+
+    // Mutual recursion through a table: `ping` calls `pong` indirectly, `pong` calls `ping`.
+    let table = |n: u32| {
+        format!(
+            r#"(module
+            (type $t (func (param i32)))
+            (table 1 funcref)
+            (elem (i32.const 0) $pong)
+            (func $ping (param i32)
+              (if (local.get 0)
+                (then (call_indirect (type $t) (i32.sub (local.get 0) (i32.const 1))
+                                                (i32.const 0)))))
+            (func $pong (param i32) (call $ping (local.get 0)))
+            (func (export "run") (call $ping (i32.const {n}))))"#
+        )
+    };
+    // ping(n) and pong alternate: 2n + 1 counted frames below `run` (1 uncounted).
+    let ok = meter(&wat::parse_str(table(4)).unwrap(), &cfg);
+    assert_eq!(
+        run_metered(&plain, &ok, "run", BIG).outcome,
+        Outcome::Returned(vec![])
+    );
+    let deep = meter(&wat::parse_str(table(5)).unwrap(), &cfg);
+    assert_eq!(
+        run_metered(&plain, &deep, "run", BIG).outcome,
+        Outcome::DepthExceeded
+    );
+}
+
 /// Out of fuel is caught by the check inside the loop or at function entry — the status
 /// global says so — not only when the run returns.
 #[test]

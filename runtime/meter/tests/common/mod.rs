@@ -341,4 +341,5 @@ pub const FIXTURES: &[&str] = &[
     "floats.wat",
     "memory.wat",
     "kernels.wat",
+    "fused.wat",
 ];
