@@ -56,6 +56,24 @@ pub(crate) struct Plan {
     edge_charged: Vec<bool>,
     /// Whether op `i` is a `loop`.
     is_loop: Vec<bool>,
+    /// For `loop` ops: the counted loops whose whole cost is charged on entry.
+    counted: Vec<Option<Counted>>,
+}
+
+/// A counted loop (see [`Plan::counted`]): a fused, single-segment body whose only way
+/// out (other than a trap) is falling through its last instruction,
+/// `local.get $k; i32.const -step; i32.add; local.tee $k; br_if 0`, with `$k` written
+/// nowhere else in it and `step` a power of two. Entered with `$k = k0`, it runs
+/// `T = k0 / step` iterations (`2^32 / step` for `k0 = 0`); if `step` does not divide
+/// `k0`, `$k` never reaches 0 and it runs until the fuel is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counted {
+    /// The counter local, as the original body numbers it.
+    pub(crate) local: u32,
+    /// `log2(step)`.
+    pub(crate) shift: u32,
+    /// The cost of one iteration.
+    pub(crate) cost: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -200,7 +218,84 @@ impl Plan {
             is_if,
             edge_charged,
             is_loop,
+            counted: Vec::new(),
         }
+        .with_counted_loops(ops)
+    }
+
+    /// Finds the counted loops among the fused ones.
+    fn with_counted_loops(mut self, ops: &[Op<'_>]) -> Plan {
+        self.counted = vec![None; ops.len()];
+        for h in 0..ops.len() {
+            if !(self.fused[h] && self.edge_charged[h]) {
+                continue;
+            }
+            if !matches!(
+                ops[h],
+                Op::Loop {
+                    blockty: BlockType::Empty
+                }
+            ) {
+                continue;
+            }
+            let e = self.end_of[h];
+            let cost = self.charges(h, h + 1);
+            // One segment (nothing charged after the header), a cost whose products stay
+            // far from overflow, and room for the five-instruction tail.
+            if e < h + 6 || self.charges(h + 1, e) != 0 || cost == 0 || cost > 1 << 20 {
+                continue;
+            }
+            let tail = &ops[e - 5..e];
+            let (k, step) = match tail {
+                [Op::LocalGet { local_index: k }, Op::I32Const { value }, Op::I32Add, Op::LocalTee { local_index: t }, Op::BrIf { relative_depth: 0 }]
+                    if k == t && *value < 0 =>
+                {
+                    (*k, value.unsigned_abs())
+                }
+                _ => continue,
+            };
+            if !step.is_power_of_two() || step > 1 << 30 {
+                continue;
+            }
+            let writes_k = ops[h + 1..e - 2].iter().any(|op| {
+                matches!(op, Op::LocalSet { local_index } | Op::LocalTee { local_index }
+                    if *local_index == k)
+            });
+            // No other way out: every branch but the last stays inside the body.
+            let leaves = (h + 1..e - 1).any(|i| match ops[i] {
+                Op::Br { .. } | Op::BrIf { .. } => !matches!(self.target[i], Some(t) if t > h),
+                Op::Return => true,
+                _ => false,
+            });
+            if writes_k || leaves {
+                continue;
+            }
+            self.counted[h] = Some(Counted {
+                local: k,
+                shift: step.trailing_zeros(),
+                cost,
+            });
+        }
+        self
+    }
+
+    /// What each iteration of the loop at op `l` pays, and the counter value below which
+    /// its check traps: the header segment against 0; for a fused loop the whole body,
+    /// against `-(body - header)`, so that it traps exactly when charging the header alone
+    /// would overdraw the counter.
+    pub(crate) fn loop_charge(&self, l: usize) -> (u64, i64) {
+        let header = self.charges(l, l + 1);
+        if self.fused[l] {
+            let body = self.charges(l, self.end_of[l]);
+            (body, -((body - header) as i64))
+        } else {
+            (header, 0)
+        }
+    }
+
+    /// The counted loop at op `i`, if it is one.
+    pub(crate) fn counted(&self, i: usize) -> Option<Counted> {
+        self.counted[i]
     }
 
     /// Whether the loop at op `i` is charged on its entry and back edges instead of at its

@@ -224,6 +224,11 @@ pub struct Stats {
     pub fused_loops: u32,
     /// Refunds inserted on the branches that leave part of a fused loop's body unrun.
     pub refunds: u32,
+    /// Counted innermost loops charged for all their iterations on entry (see `fuse.rs`).
+    pub counted_loops: u32,
+    /// Functions that take and return the counter as an extra parameter and result
+    /// (reached only by direct calls) instead of reading and writing the global.
+    pub fuel_passing_functions: u32,
 }
 
 /// Why the rewrite refused a module.

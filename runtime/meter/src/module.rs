@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{
-    CodeSection, ConstExpr, ExportKind, ExportSection, GlobalSection, GlobalType, Module,
-    RawSection, TypeSection,
+    CodeSection, ConstExpr, ExportKind, ExportSection, FunctionSection, GlobalSection, GlobalType,
+    Module, RawSection, TypeSection,
 };
 use wasmparser::{
     CompositeInnerType, ElementItems, ExternalKind, Operator, Parser, Payload, TypeRef, ValType,
@@ -61,6 +61,10 @@ pub(crate) struct ModuleInfo {
     pub(crate) table_visible: bool,
     /// Which functions count call depth, and against what limit (see `depth.rs`).
     pub(crate) depth: Option<crate::depth::DepthPlan>,
+    /// For functions reached only by direct `call` (not exported, not in a table, not a
+    /// start function): the index of their rewritten type, which takes the counter as an
+    /// extra last parameter and returns it as an extra last result.
+    pub(crate) fuel_passing_type: HashMap<u32, u32>,
 }
 
 impl ModuleInfo {
@@ -72,6 +76,12 @@ impl ModuleInfo {
     pub(crate) fn counts_depth(&self, func: u32) -> bool {
         let plan = self.depth.as_ref().expect("planned before the rewrite");
         plan.counted[(func - self.num_imported_funcs) as usize]
+    }
+
+    /// The rewritten type of `func` if it takes and returns the counter (see
+    /// [`ModuleInfo::fuel_passing_type`]).
+    pub(crate) fn passes_fuel(&self, func: u32) -> Option<u32> {
+        self.fuel_passing_type.get(&func).copied()
     }
 
     /// The depth at which entering a counting function traps.
@@ -134,6 +144,27 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
     }
     info.plan_depth(cfg.max_call_depth);
 
+    // Functions only the module's own `call`s reach pass the counter in a parameter and
+    // a result instead of through the global: no store and load around every call.
+    let mut fuel_types: Vec<u32> = Vec::new();
+    let mut fuel_type_index: HashMap<u32, u32> = HashMap::new();
+    let first_fuel_type = num_types + extra_types.len() as u32;
+    for f in info.num_imported_funcs..info.func_types.len() as u32 {
+        let escapes = info.exported_funcs.contains(&f)
+            || info.indirect_targets.contains(&f)
+            || start == Some(f)
+            || matches!(info.start_call, Some((entry, start, _)) if f == entry || f == start);
+        if escapes {
+            continue;
+        }
+        let ty = info.func_types[f as usize];
+        let index = *fuel_type_index.entry(ty).or_insert_with(|| {
+            fuel_types.push(ty);
+            first_fuel_type + fuel_types.len() as u32 - 1
+        });
+        info.fuel_passing_type.insert(f, index);
+    }
+
     let mut out = Module::new();
     let mut stats = Stats::default();
     let mut globals_done = false;
@@ -169,7 +200,28 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
                         results.iter().map(|t| val_type(*t)).collect();
                     types.ty().function([], results);
                 }
+                for &ty in &fuel_types {
+                    let sig = &info.types[ty as usize];
+                    let with_fuel = |list: &[ValType]| -> Vec<wasm_encoder::ValType> {
+                        list.iter()
+                            .map(|t| val_type(*t))
+                            .chain([wasm_encoder::ValType::I64])
+                            .collect()
+                    };
+                    types
+                        .ty()
+                        .function(with_fuel(&sig.params), with_fuel(&sig.results));
+                }
                 out.section(&types);
+            }
+            Payload::FunctionSection(reader) => {
+                let mut functions = FunctionSection::new();
+                for (k, ty) in reader.into_iter().enumerate() {
+                    let f = info.num_imported_funcs + k as u32;
+                    let ty = ty.map_err(invalid)?;
+                    functions.function(info.passes_fuel(f).unwrap_or(ty));
+                }
+                out.section(&functions);
             }
             Payload::GlobalSection(reader) => {
                 let mut globals = GlobalSection::new();

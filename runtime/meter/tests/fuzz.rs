@@ -173,8 +173,13 @@ fn smith_modules_metering_is_transparent() {
                 }
                 (Outcome::Trap(_), Outcome::OutOfFuel) => {
                     // Our segment is charged before it runs: a trap late in a segment
-                    // near the budget is out of fuel for us.
-                    assert!(want.fuel + 10_000 > BUDGET, "seed {seed} {func}");
+                    // near the budget is out of fuel for us. A counted loop is charged
+                    // for all its iterations on entry: one that would trap part-way but
+                    // cannot be paid in full is out of fuel at once.
+                    assert!(
+                        want.fuel + 10_000 > BUDGET || metered.stats.counted_loops > 0,
+                        "seed {seed} {func}"
+                    );
                 }
                 (a, b) => panic!("seed {seed} {func}: {a:?} vs {b:?}"),
             }

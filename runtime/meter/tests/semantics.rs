@@ -105,7 +105,8 @@ fn fused_loops_count_exactly_at_every_budget() {
     let plain = engine(EngineKind::Plain);
     let wasm = fixture("fused.wat");
     let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
-    assert_eq!(metered.stats.fused_loops, 6, "{:?}", metered.stats);
+    assert_eq!(metered.stats.fused_loops, 9, "{:?}", metered.stats);
+    assert_eq!(metered.stats.counted_loops, 2, "{:?}", metered.stats);
     assert!(metered.stats.refunds >= 8, "{:?}", metered.stats);
     for func in exported_funcs(&plain, &wasm) {
         let want = run_reference(&fuel, &wasm, &func, BIG);
@@ -179,6 +180,62 @@ fn fused_loop_traps_at_the_plain_schemes_iteration() {
         };
         assert_eq!(fuel.get(&mut store).unwrap_i64(), left, "budget {budget}");
     }
+}
+
+/// A counted loop pays for every iteration on entry: a run completes with exactly its
+/// cost, and with less it is out of fuel before the first iteration; a counter the step
+/// does not divide never reaches 0, so that loop is out of fuel at once; a counter of 0
+/// wraps round (2^32 / step iterations).
+#[test]
+fn counted_loops_charge_every_iteration_on_entry() {
+    // Costs: entry 1; each iteration `global.get i32.const i32.add global.set` 4 and the
+    // tail `local.get i32.const i32.add local.tee br_if` 5. run(k) costs 1 + 9 k / 2.
+    let wasm = wat::parse_str(
+        r#"(module
+            (global $iters (export "iters") (mut i32) (i32.const 0))
+            (func (export "run") (param $k i32)
+              (loop $l
+                (global.set $iters (i32.add (global.get $iters) (i32.const 1)))
+                (br_if $l (local.tee $k (i32.add (local.get $k) (i32.const -2)))))))"#,
+    )
+    .unwrap();
+    let plain = engine(EngineKind::Plain);
+    let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
+    assert_eq!(metered.stats.counted_loops, 1);
+    let module = wasmtime::Module::new(&plain, &metered.wasm).unwrap();
+    // (argument, budget) -> (returned, iterations run, counter left)
+    let run = |k: i32, budget: i64| {
+        let mut store = wasmtime::Store::new(&plain, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let fuel = instance
+            .get_global(&mut store, smartnodes_meter::FUEL_EXPORT)
+            .unwrap();
+        fuel.set(&mut store, wasmtime::Val::I64(budget)).unwrap();
+        let f = instance.get_func(&mut store, "run").unwrap();
+        let ok = f
+            .call(&mut store, &[wasmtime::Val::I32(k)], &mut [])
+            .is_ok();
+        let iters = instance.get_global(&mut store, "iters").unwrap();
+        let iters = iters.get(&mut store).unwrap_i32();
+        (ok, iters, fuel.get(&mut store).unwrap_i64())
+    };
+    for k in [2, 10, 1000] {
+        let cost = 1 + 9 * i64::from(k) / 2;
+        assert_eq!(run(k, cost), (true, k / 2, 0), "k {k}: exact budget");
+        assert_eq!(run(k, cost + 7), (true, k / 2, 7), "k {k}");
+        let (ok, iters, _) = run(k, cost - 1);
+        assert_eq!((ok, iters), (false, 0), "k {k}: out of fuel on entry");
+    }
+    // Odd: never reaches 0, out of fuel before the first iteration, whatever the budget.
+    assert_eq!(run(7, 1 << 40), (false, 0, (1 << 40) - 1));
+    // 0: 2^31 iterations, 9 * 2^31 + 1 fuel.
+    let all = 1 + 9 * (1i64 << 31);
+    assert_eq!(run(0, all - 1).1, 0, "out of fuel on entry");
+    assert_eq!(
+        run(0, all),
+        (true, i32::MIN, 0),
+        "2^31 iterations, exactly paid"
+    );
 }
 
 /// Only functions on a cycle of the call graph count frames (`src/depth.rs`), against
