@@ -226,6 +226,8 @@ pub struct Stats {
     pub refunds: u32,
     /// Counted innermost loops charged for all their iterations on entry (see `fuse.rs`).
     pub counted_loops: u32,
+    /// `memory.copy` instructions given an inline path for short lengths.
+    pub inline_copies: u32,
     /// Functions that take and return the counter as an extra parameter and result
     /// (reached only by direct calls) instead of reading and writing the global.
     pub fuel_passing_functions: u32,

@@ -342,4 +342,5 @@ pub const FIXTURES: &[&str] = &[
     "memory.wat",
     "kernels.wat",
     "fused.wat",
+    "copy.wat",
 ];
