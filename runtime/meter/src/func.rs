@@ -35,6 +35,9 @@ const CANON_F64X2: u128 = 0x7ff8000000000000_7ff8000000000000;
 
 /// Slot number of the temporaries used by one canonicalisation (spill slots count from 0).
 const CANON_SLOT: u32 = u32::MAX;
+/// A load or store instruction, given its memory argument.
+type MemOp = fn(MemArg) -> I<'static>;
+
 /// First slot of the temporaries of an inline `memory.copy` (six slots).
 const COPY_SLOT: u32 = u32::MAX - 16;
 /// Loops of at most this many operators take their back-edge charge as `if … br`.
@@ -293,7 +296,7 @@ impl Emitter<'_> {
         width: i32,
         ty: ValType,
     ) {
-        let (load, store): (fn(MemArg) -> I<'static>, fn(MemArg) -> I<'static>) = match width {
+        let (load, store): (MemOp, MemOp) = match width {
             16 => (I::V128Load, I::V128Store),
             8 => (I::I64Load, I::I64Store),
             4 => (I::I32Load, I::I32Store),
