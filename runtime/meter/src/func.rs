@@ -220,8 +220,8 @@ impl Emitter<'_> {
     }
 
     /// `memory.copy` of `[dst, src, len]` on the stack, inline for 1 to 16 bytes (32 with
-    /// SIMD): every byte is loaded before any is stored, and the store that covers the
-    /// last byte goes first, so overlapping ranges copy like `memmove` and a range out of
+    /// SIMD): every byte is loaded before any is stored, so overlapping ranges copy like
+    /// `memmove`, and a load of the destination's last byte comes first, so a range out of
     /// bounds traps before anything is written, as `memory.copy` does. Other lengths, and
     /// addresses from 2^31 up (where `address + len` could wrap), go to the instruction
     /// itself. wasmtime calls into the host for every `memory.copy`; word-sized copies
@@ -254,6 +254,21 @@ impl Emitter<'_> {
         self.ins(I::I32Const(0));
         self.ins(I::I32LtS);
         self.ins(I::BrIf(0));
+        // Probe the destination's last byte with a load: out of bounds, this traps before
+        // anything is written. (A store that straddles the end of memory may write its
+        // in-bounds bytes before it faults on aarch64: the cross-architecture golden
+        // caught that when the last piece's store was the probe.)
+        self.ins(I::LocalGet(dst));
+        self.ins(I::LocalGet(len));
+        self.ins(I::I32Add);
+        self.ins(I::I32Const(1));
+        self.ins(I::I32Sub);
+        self.ins(I::I32Load8U(MemArg {
+            offset: 0,
+            align: 0,
+            memory_index: dst_mem,
+        }));
+        self.ins(I::Drop);
         // Pieces by size: (smallest length, width in bytes, value type).
         let mut sizes = vec![(8, 8, ValType::I64), (4, 4, ValType::I32)];
         if max == 32 {
@@ -283,8 +298,7 @@ impl Emitter<'_> {
     }
 
     /// Copies `len` bytes (`width <= len <= 2 width`) as two pieces of `width` bytes at
-    /// the start and the end (three single bytes for `width` 1), loads first, last store
-    /// first.
+    /// the start and the end (three single bytes for `width` 1), all loads first.
     #[allow(clippy::too_many_arguments)]
     fn copy_pieces(
         &mut self,

@@ -53,6 +53,15 @@ pub fn engine(kind: EngineKind) -> Engine {
     config.async_stack_size(MAX_WASM_STACK + (1 << 20));
     // Room for the meter's depth limit: the native limit must never be what stops a run.
     config.max_wasm_stack(MAX_WASM_STACK);
+    if cfg!(target_arch = "aarch64") {
+        // Under qemu-user (scripts/cross-arch.sh) each instance's default reservation
+        // (4 GiB + guard) cost the emulator ~20 MB it did not give back: the budget sweeps
+        // grew it past 20 GB. Memory is capped at 16 MiB (`limits`), so reserve that: bounds
+        // checks become explicit, which changes no result.
+        config
+            .memory_reservation(16 << 20)
+            .memory_guard_size(64 << 10);
+    }
     Engine::new(&config).expect("engine")
 }
 
@@ -230,8 +239,26 @@ pub fn run_metered(engine: &Engine, inst: &Instrumented, func: &str, budget: u64
     on_big_stack(move || run_metered_here(&engine, &inst, &func, budget))
 }
 
+/// Compiles `wasm` for `engine` once per test process: the budget sweeps run the same
+/// module hundreds of times (and under qemu every compiled module's code stays mapped, so
+/// compiling each run again grew the emulator past 20 GB).
+fn compiled(engine: &Engine, wasm: &[u8]) -> Module {
+    use std::sync::Mutex;
+    static CACHE: Mutex<Vec<(Engine, Vec<u8>, Module)>> = Mutex::new(Vec::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, m)) = cache
+        .iter()
+        .find(|(e, w, _)| w.as_slice() == wasm && Engine::same(e, engine))
+    {
+        return m.clone();
+    }
+    let module = Module::new(engine, wasm).expect("compile instrumented");
+    cache.push((engine.clone(), wasm.to_vec(), module.clone()));
+    module
+}
+
 fn run_metered_here(engine: &Engine, inst: &Instrumented, func: &str, budget: u64) -> Run {
-    let module = Module::new(engine, &inst.wasm).expect("compile instrumented");
+    let module = compiled(engine, &inst.wasm);
     let mut store = Store::new(engine, limits());
     store.limiter(|l| l);
     let instance = match Instance::new(&mut store, &module, &[]) {
