@@ -5,15 +5,21 @@
 //! func (params) (results) (local original…) (local $fuel i64) (local temporaries…)
 //!   $fuel = global.fuel - (1 + cost of the first segment)     ;; entry charge
 //!   if $fuel < 0 { global.fuel = $fuel; global.status = 1; unreachable }
-//!   if global.depth >= max { global.fuel = $fuel; global.status = 2; unreachable }
-//!   global.depth += 1
+//!   if global.depth >= limit { global.fuel = $fuel; global.status = 2; unreachable }
+//!   global.depth += 1                                          ;; recursive functions only
 //!   block (result results)       ;; the function's label: `return` becomes `br` to it
-//!     original body, with charges at segment starts, checks at loop headers,
-//!     flush/reload around calls and NaN canonicalisation at observation points
+//!     original body, with charges at segment starts, loop charges and checks on loop
+//!     entry and back edges (fused and counted loops: see `fuse.rs`), flush/reload around
+//!     calls to functions that use the global, NaN canonicalisation at observation points,
+//!     short `memory.copy` inline
 //!   end
 //!   global.fuel = $fuel; global.depth -= 1
 //! end
 //! ```
+//! A function reached only by direct calls (`ModuleInfo::fuel_passing_type`) instead
+//! takes `$fuel` as an extra last parameter (its declared locals move up by one) and
+//! returns it as an extra last result; its callers pass and take it back in their own
+//! `$fuel` local, with no global traffic.
 
 use std::collections::HashMap;
 
