@@ -97,6 +97,36 @@ fn guest_globals_are_not_the_counter() {
     );
 }
 
+/// A function reached only by direct calls carries the counter in an extra last
+/// parameter; the guest's own locals move up by one, so code that writes its first
+/// declared local (the index the counter takes) still writes its own local, and an
+/// infinite loop behind such a call still runs out of fuel.
+#[test]
+fn guest_locals_are_not_the_counter_parameter() {
+    let wasm = wat::parse_str(
+        r#"(module
+             (func $inner (param $p i32) (result i32) (local $mine i64)
+               (loop $l
+                 (local.set $mine (i64.const 0x7fffffffffffffff))
+                 (br_if $l (local.get $p)))
+               (i32.wrap_i64 (local.get $mine)))
+             (func (export "returns") (result i32) (call $inner (i32.const 0)))
+             (func (export "cheat") (result i32) (call $inner (i32.const 1))))"#,
+    )
+    .unwrap();
+    let metered = meter(&wasm, &MeterConfig::default());
+    assert_eq!(metered.stats.fuel_passing_functions, 1, "{:?}", metered.stats);
+    let plain = engine(EngineKind::Plain);
+    let fuel = engine(EngineKind::Fuel);
+    let ok = run_metered(&plain, &metered, "returns", 10_000);
+    assert_eq!(ok.outcome, Outcome::Returned(vec![V::I32(-1)]));
+    assert_eq!(ok.fuel, run_reference(&fuel, &wasm, "returns", 10_000).fuel);
+    for budget in [0, 100, 10_000, 1_000_000] {
+        let run = run_metered(&plain, &metered, "cheat", budget);
+        assert_eq!(run.outcome, Outcome::OutOfFuel, "budget {budget}");
+    }
+}
+
 /// The rewrite adds no import: nothing the host links can alias the counter.
 #[test]
 fn rewrite_adds_no_imports() {
