@@ -115,7 +115,11 @@ fn guest_locals_are_not_the_counter_parameter() {
     )
     .unwrap();
     let metered = meter(&wasm, &MeterConfig::default());
-    assert_eq!(metered.stats.fuel_passing_functions, 1, "{:?}", metered.stats);
+    assert_eq!(
+        metered.stats.fuel_passing_functions, 1,
+        "{:?}",
+        metered.stats
+    );
     let plain = engine(EngineKind::Plain);
     let fuel = engine(EngineKind::Fuel);
     let ok = run_metered(&plain, &metered, "returns", 10_000);
