@@ -239,20 +239,28 @@ pub fn run_metered(engine: &Engine, inst: &Instrumented, func: &str, budget: u64
     on_big_stack(move || run_metered_here(&engine, &inst, &func, budget))
 }
 
-/// Compiles `wasm` for `engine` once per test process: the budget sweeps run the same
-/// module hundreds of times (and under qemu every compiled module's code stays mapped, so
-/// compiling each run again grew the emulator past 20 GB).
+/// Compiles `wasm` for `engine`, reusing the last few compilations: the budget sweeps run
+/// the same module hundreds of times (and under qemu every compiled module's code stays
+/// mapped, so compiling each run again grew the emulator past 20 GB). Only a few are kept:
+/// a fuzz run keeping every module ran out of memory mappings.
 fn compiled(engine: &Engine, wasm: &[u8]) -> Module {
     use std::sync::Mutex;
+    const KEEP: usize = 16;
     static CACHE: Mutex<Vec<(Engine, Vec<u8>, Module)>> = Mutex::new(Vec::new());
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, _, m)) = cache
+    if let Some(k) = cache
         .iter()
-        .find(|(e, w, _)| w.as_slice() == wasm && Engine::same(e, engine))
+        .position(|(e, w, _)| w.as_slice() == wasm && Engine::same(e, engine))
     {
-        return m.clone();
+        let hit = cache.remove(k);
+        let module = hit.2.clone();
+        cache.push(hit);
+        return module;
     }
     let module = Module::new(engine, wasm).expect("compile instrumented");
+    if cache.len() == KEEP {
+        cache.remove(0);
+    }
     cache.push((engine.clone(), wasm.to_vec(), module.clone()));
     module
 }
