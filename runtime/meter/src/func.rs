@@ -126,25 +126,17 @@ impl Emitter<'_> {
         self.stats.checks += 1;
     }
 
-    /// Subtracts a static cost from the counter, then checks it if `check`.
-    fn charge(&mut self, cost: u64, check: bool) {
-        if cost == 0 && !check {
+    /// Subtracts a static cost from the counter (checks come at loop edges, function
+    /// entries and bulk operations: [`Emitter::charge_with_threshold`]).
+    fn charge(&mut self, cost: u64) {
+        if cost == 0 {
             return;
         }
         self.ins(I::LocalGet(self.fuel));
-        if cost > 0 {
-            self.ins(I::I64Const(cost as i64));
-            self.ins(I::I64Sub);
-            self.stats.charges += 1;
-            if check {
-                self.ins(I::LocalTee(self.fuel));
-            } else {
-                self.ins(I::LocalSet(self.fuel));
-            }
-        }
-        if check {
-            self.check_fuel_on_stack();
-        }
+        self.ins(I::I64Const(cost as i64));
+        self.ins(I::I64Sub);
+        self.ins(I::LocalSet(self.fuel));
+        self.stats.charges += 1;
     }
 
     /// Subtracts `cost` from the counter, then traps if it is below `threshold`.
@@ -700,7 +692,7 @@ pub(crate) fn rewrite(
                 Op::End => {
                     let opener = *open.last().expect("an open frame");
                     let skipped = plan.charges(opener, i);
-                    if matches!(ops_kind_if(&plan, opener, i), Some(true)) && skipped > 0 {
+                    if plan.is_if_without_else(opener) && skipped > 0 {
                         // An `if` without `else`: the false edge skips the `then` arm.
                         e.ins(I::Else);
                         e.refund(skipped);
@@ -868,7 +860,7 @@ pub(crate) fn rewrite(
                     e.loop_charge(&plan, i);
                 }
             } else if !inside && !ends_reachability(&op) {
-                e.charge(cost, false);
+                e.charge(cost);
             }
         }
     }
@@ -880,13 +872,6 @@ pub(crate) fn rewrite(
     let mut function = Function::new(locals);
     function.raw(buf);
     Ok(function)
-}
-
-/// For the frame opened at op `opener` and closed at op `end`: `Some(true)` for an `if`
-/// without `else`, `Some(false)` for one with, `None` for a block or loop.
-fn ops_kind_if(plan: &Plan, opener: usize, end: usize) -> Option<bool> {
-    debug_assert_eq!(plan.end_of(opener), end);
-    plan.is_if(opener).then(|| plan.else_of(opener).is_none())
 }
 
 fn reencode<'a>(re: &mut RoundtripReencoder, op: Op<'a>) -> Result<I<'a>, MeterError> {

@@ -49,13 +49,11 @@ pub(crate) struct Plan {
     target: Vec<Option<usize>>,
     /// For `loop` ops: whether the loop is fused.
     fused: Vec<bool>,
-    /// Whether op `i` is an `if`.
-    is_if: Vec<bool>,
+    /// The kind of frame op `i` opens, if it opens one.
+    opens: Vec<Option<Kind>>,
     /// For `loop` ops: whether every branch back to the loop is a `br`, or a `br_if` with
     /// no values, so that the header's charge can move onto the entry and back edges.
     edge_charged: Vec<bool>,
-    /// Whether op `i` is a `loop`.
-    is_loop: Vec<bool>,
     /// For `loop` ops: the counted loops whose whole cost is charged on entry.
     counted: Vec<Option<Counted>>,
 }
@@ -113,8 +111,15 @@ impl Plan {
         let mut else_of = vec![None; n];
         let mut target = vec![None; n];
         let mut fused = vec![false; n];
-        let is_if = ops.iter().map(|op| matches!(op, Op::If { .. })).collect();
-        let is_loop = ops.iter().map(|op| matches!(op, Op::Loop { .. })).collect();
+        let opens = ops
+            .iter()
+            .map(|op| match op {
+                Op::Block { .. } => Some(Kind::Block),
+                Op::Loop { .. } => Some(Kind::Loop),
+                Op::If { .. } => Some(Kind::If),
+                _ => None,
+            })
+            .collect();
         let mut edge_charged = vec![false; n];
         // Open frames: (op index, kind, label arity).
         let mut frames: Vec<(usize, Kind, usize)> = Vec::new();
@@ -128,6 +133,10 @@ impl Plan {
                 .find(|(_, k, _)| *k == Kind::Loop)
                 .map(|(i, _, _)| *i)
         };
+        // The frame a branch of relative depth `d` targets (`None`: the function's label).
+        let target_frame = |frames: &[(usize, Kind, usize)], d: u32| {
+            frames.len().checked_sub(d as usize + 1).map(|k| frames[k])
+        };
         for (i, op) in ops.iter().enumerate() {
             pre.push(acc);
             let disqualifies = match op {
@@ -138,12 +147,7 @@ impl Plan {
                 | Op::ReturnCallIndirect { .. }
                 | Op::BrTable { .. } => true,
                 Op::BrIf { relative_depth } => {
-                    let d = *relative_depth as usize;
-                    let arity = if d < frames.len() {
-                        frames[frames.len() - 1 - d].2
-                    } else {
-                        results
-                    };
+                    let arity = target_frame(&frames, *relative_depth).map_or(results, |f| f.2);
                     arity > 0
                 }
                 _ => has_per_unit_cost(op),
@@ -155,11 +159,9 @@ impl Plan {
             }
             match op {
                 Op::Br { relative_depth } | Op::BrIf { relative_depth } => {
-                    let d = *relative_depth as usize;
-                    target[i] = (d < frames.len()).then(|| frames[frames.len() - 1 - d].0);
-                    if let (Op::BrIf { .. }, Some(&(t, Kind::Loop, arity))) =
-                        (op, frames.len().checked_sub(d + 1).map(|k| &frames[k]))
-                    {
+                    let frame = target_frame(&frames, *relative_depth);
+                    target[i] = frame.map(|f| f.0);
+                    if let (Op::BrIf { .. }, Some((t, Kind::Loop, arity))) = (op, frame) {
                         if arity > 0 {
                             edge_charged[t] = false;
                         }
@@ -168,9 +170,7 @@ impl Plan {
                 Op::BrTable { targets } => {
                     let depths = targets.targets().chain([Ok(targets.default())]);
                     for d in depths.flatten() {
-                        if let Some(&(t, Kind::Loop, _)) =
-                            frames.len().checked_sub(d as usize + 1).map(|k| &frames[k])
-                        {
+                        if let Some((t, Kind::Loop, _)) = target_frame(&frames, d) {
                             edge_charged[t] = false;
                         }
                     }
@@ -215,9 +215,8 @@ impl Plan {
             else_of,
             target,
             fused,
-            is_if,
+            opens,
             edge_charged,
-            is_loop,
             counted: Vec::new(),
         }
         .with_counted_loops(ops)
@@ -306,12 +305,12 @@ impl Plan {
 
     /// The op index of the `loop` that the branch at op `i` goes back to, if it does.
     pub(crate) fn back_edge_of(&self, i: usize) -> Option<usize> {
-        self.target[i].filter(|&t| self.is_loop[t])
+        self.target[i].filter(|&t| self.opens[t] == Some(Kind::Loop))
     }
 
-    /// Whether op `i` is an `if`.
-    pub(crate) fn is_if(&self, i: usize) -> bool {
-        self.is_if[i]
+    /// Whether op `i` is an `if` without an `else` (its false edge skips the `then` arm).
+    pub(crate) fn is_if_without_else(&self, i: usize) -> bool {
+        self.opens[i] == Some(Kind::If) && self.else_of[i].is_none()
     }
 
     /// Whether the loop at op `i` is fused.
@@ -322,11 +321,6 @@ impl Plan {
     /// The matching `end` of the frame opened at op `i`.
     pub(crate) fn end_of(&self, i: usize) -> usize {
         self.end_of[i]
-    }
-
-    /// The `else` of the `if` at op `i`.
-    pub(crate) fn else_of(&self, i: usize) -> Option<usize> {
-        self.else_of[i]
     }
 
     /// The charges at boundaries `from..to`.
