@@ -159,12 +159,9 @@ fn fused_loop_traps_at_the_plain_schemes_iteration() {
     assert_eq!(metered.stats.fused_loops, 1);
     let module = wasmtime::Module::new(&plain, &metered.wasm).unwrap();
     for budget in 0..200i64 {
-        let mut store = wasmtime::Store::new(&plain, ());
-        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let (mut store, instance, fuel) = budgeted_instance(&plain, &module, budget);
         let global =
             |store: &mut wasmtime::Store<()>, name| instance.get_global(&mut *store, name).unwrap();
-        let fuel = global(&mut store, smartnodes_meter::FUEL_EXPORT);
-        fuel.set(&mut store, wasmtime::Val::I64(budget)).unwrap();
         let spin = instance.get_func(&mut store, "spin_mid").unwrap();
         assert!(spin.call(&mut store, &[], &mut []).is_err());
         let status = global(&mut store, smartnodes_meter::STATUS_EXPORT);
@@ -205,12 +202,7 @@ fn counted_loops_charge_every_iteration_on_entry() {
     let module = wasmtime::Module::new(&plain, &metered.wasm).unwrap();
     // (argument, budget) -> (returned, iterations run, counter left)
     let run = |k: i32, budget: i64| {
-        let mut store = wasmtime::Store::new(&plain, ());
-        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
-        let fuel = instance
-            .get_global(&mut store, smartnodes_meter::FUEL_EXPORT)
-            .unwrap();
-        fuel.set(&mut store, wasmtime::Val::I64(budget)).unwrap();
+        let (mut store, instance, fuel) = budgeted_instance(&plain, &module, budget);
         let f = instance.get_func(&mut store, "run").unwrap();
         let ok = f
             .call(&mut store, &[wasmtime::Val::I32(k)], &mut [])
@@ -327,15 +319,10 @@ fn checks_stop_infinite_loops_and_recursion() {
     }
     // `spin`: entry costs 1, every iteration costs 1 (the `br`).
     let module = wasmtime::Module::new(&plain, &metered.wasm).unwrap();
-    let mut store = wasmtime::Store::new(&plain, ());
-    let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
-    let fuel = instance
-        .get_global(&mut store, smartnodes_meter::FUEL_EXPORT)
-        .unwrap();
+    let (mut store, instance, fuel) = budgeted_instance(&plain, &module, 10);
     let status = instance
         .get_global(&mut store, smartnodes_meter::STATUS_EXPORT)
         .unwrap();
-    fuel.set(&mut store, wasmtime::Val::I64(10)).unwrap();
     let spin = instance.get_func(&mut store, "spin").unwrap();
     assert!(spin.call(&mut store, &[], &mut []).is_err());
     assert_eq!(status.get(&mut store).unwrap_i32(), 1, "trapped in a check");
@@ -456,13 +443,7 @@ fn start_function_called_from_an_export() {
     );
     // Only once per instance.
     let module = wasmtime::Module::new(&plain, &metered.wasm).unwrap();
-    let mut store = wasmtime::Store::new(&plain, ());
-    let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
-    instance
-        .get_global(&mut store, smartnodes_meter::FUEL_EXPORT)
-        .unwrap()
-        .set(&mut store, wasmtime::Val::I64(1000))
-        .unwrap();
+    let (mut store, instance, _) = budgeted_instance(&plain, &module, 1000);
     let read = instance
         .get_typed_func::<(), i32>(&mut store, "read")
         .unwrap();

@@ -239,6 +239,23 @@ pub fn run_metered(engine: &Engine, inst: &Instrumented, func: &str, budget: u64
     on_big_stack(move || run_metered_here(&engine, &inst, &func, budget))
 }
 
+/// A fresh instance of a rewritten module with `budget` in its counter, and the counter
+/// global: for tests that look inside a run (the status, the counter, guest globals).
+pub fn budgeted_instance(
+    engine: &Engine,
+    module: &Module,
+    budget: i64,
+) -> (Store<()>, Instance, wasmtime::Global) {
+    let mut store = Store::new(engine, ());
+    let instance = Instance::new(&mut store, module, &[]).expect("instantiate");
+    let fuel = instance
+        .get_global(&mut store, FUEL_EXPORT)
+        .expect("the counter");
+    fuel.set(&mut store, Val::I64(budget))
+        .expect("set the budget");
+    (store, instance, fuel)
+}
+
 /// Compiles `wasm` for `engine`, reusing the last few compilations: the budget sweeps run
 /// the same module hundreds of times (and under qemu every compiled module's code stays
 /// mapped, so compiling each run again grew the emulator past 20 GB). Only a few are kept:
