@@ -9,7 +9,7 @@
 //! "portable" the same code without the CPU-specific paths that wasm cannot use (sha2's SHA
 //! extensions); the in-process native run checks the outputs.
 
-use smartnodes_examples::stats::{geomean, median};
+use smartnodes_examples::stats::{best_of, best_of_from_env, geomean, median};
 use smartnodes_runtime::{Limits, Metering, Runtime, RuntimeConfig, TaskInput, Verdict};
 use std::time::{Duration, Instant};
 
@@ -37,11 +37,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
-    let best_of: usize = std::env::var("SMARTNODES_BENCH_BEST_OF")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|k| *k > 0)
-        .unwrap_or(3);
+    let runs = best_of_from_env("SMARTNODES_BENCH_BEST_OF");
     let runtime = |metering| {
         Runtime::new(RuntimeConfig {
             metering,
@@ -61,7 +57,7 @@ fn main() {
     let (mut native_timer, mut portable) = smartnodes_examples::portable::NativeTimer::pair(
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
     );
-    println!("smartnodes-runtime metering benchmark: {rounds} interleaved rounds, each variant's best of {best_of} runs per round, medians over rounds");
+    println!("smartnodes-runtime metering benchmark: {rounds} interleaved rounds, each variant's best of {runs} runs per round, medians over rounds");
     println!(
         "load average at start: {}",
         std::fs::read_to_string("/proc/loadavg")
@@ -87,29 +83,26 @@ fn main() {
             let expected = native(name, &input);
             let hash = smartnodes_examples::portable::output_hash(&expected);
             for (timer, times) in [(&mut native_timer, &mut nat), (&mut portable, &mut port)] {
-                let mut best = Duration::MAX;
-                for _ in 0..best_of {
+                times.push(best_of(runs, || {
                     let (d, h) = timer.run(name).expect("native-timer");
                     assert_eq!(h, hash, "{name}: a native build disagrees");
-                    best = best.min(d);
-                }
-                times.push(best);
+                    d
+                }));
             }
             let mut used = [0u64; 2];
             for (k, (rt, module, times)) in [(&wasmtime, &m_wt, &mut wt), (&ours, &m_in, &mut ins)]
                 .into_iter()
                 .enumerate()
             {
-                let mut best = Duration::MAX;
-                for _ in 0..best_of {
+                times.push(best_of(runs, || {
                     let t = Instant::now();
                     let o = rt.run_module(module, &task, &limits).unwrap();
-                    best = best.min(t.elapsed());
+                    let elapsed = t.elapsed();
                     assert_eq!(o.verdict, Verdict::Completed, "{name}: {}", o.detail);
                     assert_eq!(o.output, expected, "{name}: sandbox and native disagree");
                     used[k] = o.fuel_used;
-                }
-                times.push(best);
+                    elapsed
+                }));
             }
             fuel = (used[0], used[1]);
         }

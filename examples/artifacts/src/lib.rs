@@ -261,4 +261,23 @@ pub mod stats {
     pub fn geomean(xs: &[f64]) -> f64 {
         (xs.iter().map(|r| r.ln()).sum::<f64>() / xs.len() as f64).exp()
     }
+
+    /// The shortest of `runs` calls of `time` (at least one), each returning how long its
+    /// run took.
+    pub fn best_of(runs: usize, mut time: impl FnMut() -> Duration) -> Duration {
+        (0..runs.max(1))
+            .map(|_| time())
+            .min()
+            .expect("at least one run")
+    }
+
+    /// How many runs per round the benchmarks time: the environment variable `var` when
+    /// it is a positive number, else 3.
+    pub fn best_of_from_env(var: &str) -> usize {
+        std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|k| *k > 0)
+            .unwrap_or(3)
+    }
 }

@@ -14,7 +14,7 @@
 //! The meter's cost is judged against the portable one (`meter / native, portable`); the
 //! plain native column is kept. The in-process native run checks every output.
 
-use smartnodes_examples::stats::{geomean, median};
+use smartnodes_examples::stats::{best_of, best_of_from_env, geomean, median};
 use std::time::{Duration, Instant};
 
 use smartnodes_meter::{MeterConfig, StartMode, FUEL_EXPORT};
@@ -221,15 +221,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(7);
-    let best_of: usize = std::env::var("METER_BENCH_BEST_OF")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|k| *k > 0)
-        .unwrap_or(3);
+    let runs = best_of_from_env("METER_BENCH_BEST_OF");
     let (mut native_timer, mut portable) = smartnodes_examples::portable::NativeTimer::pair(
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
     );
-    println!("smartnodes-meter kernels benchmark: {rounds} interleaved rounds, each variant's best of {best_of} runs per round, medians over rounds, ratio = time / native");
+    println!("smartnodes-meter kernels benchmark: {rounds} interleaved rounds, each variant's best of {runs} runs per round, medians over rounds, ratio = time / native");
     println!("meter: {}", meter_config().fingerprint());
     println!("load average at start: {}", loadavg());
     println!();
@@ -255,23 +251,20 @@ fn main() {
             let expected = native(name, &input);
             let hash = smartnodes_examples::portable::output_hash(&expected);
             for (k, timer) in [&mut native_timer, &mut portable].into_iter().enumerate() {
-                let mut best = Duration::MAX;
-                for _ in 0..best_of {
+                times[k].push(best_of(runs, || {
                     let (d, h) = timer.run(name).expect("native-timer");
                     assert_eq!(h, hash, "{name}: native build {k} disagrees");
-                    best = best.min(d);
-                }
-                times[k].push(best);
+                    d
+                }));
             }
             for (k, p) in modes.iter().enumerate() {
-                let (mut best, mut fuel) = (Duration::MAX, 0);
-                for _ in 0..best_of {
+                let mut fuel = 0;
+                times[k + 2].push(best_of(runs, || {
                     let (out, f, d) = run(p, &input);
                     assert_eq!(out, expected, "{name}: mode {k} disagrees with native");
-                    best = best.min(d);
                     fuel = f;
-                }
-                times[k + 2].push(best);
+                    d
+                }));
                 match p.mode {
                     Mode::WasmtimeFuel => fuels.0 = fuel,
                     Mode::Meter => fuels.1 = fuel,
