@@ -915,14 +915,19 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
     let second_worked = report.tasks.iter().any(|t| t.worker == ids[2].peer_id());
     // Epoch 1's rewards are claimable once epoch 2 executed: until then `smartnodes
     // claim` lists them as pending (once the validator serves the executed summary).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while second_worked && !claim().contains("claimable once epoch 2 has executed") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "`smartnodes claim` listed the pending reward"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    // Polls `smartnodes claim` (20 s at most) until it prints `text`.
+    let claim_says = |text: &'static str, what: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while second_worked && !claim().contains(text) {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    claim_says(
+        "claimable once epoch 2 has executed",
+        "`smartnodes claim` listed the pending reward",
+    )
+    .await;
     assert_eq!(deployer.token_balance(second).await.unwrap(), U256::ZERO);
     next_epoch(2).await;
 
@@ -937,14 +942,7 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
     let total: u128 = fuel.values().sum();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(deployer.token_balance(second).await.unwrap(), U256::ZERO);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while second_worked && !claim().contains("claimed epoch 1") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "`smartnodes claim` claimed"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    claim_says("claimed epoch 1", "`smartnodes claim` claimed").await;
     for id in &ids[1..] {
         let want =
             cap * U256::from(fuel.get(&id.peer_id()).copied().unwrap_or(0)) / U256::from(total);

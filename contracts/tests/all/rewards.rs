@@ -99,14 +99,18 @@ async fn claims_pay_exactly_their_leaf_and_only_once() {
         }
     }
     let amounts = [1u64, 10, 100, 200, 500];
-    let rewards = RewardTree::new(
-        1,
-        workers
-            .iter()
-            .zip(amounts)
-            .map(|(w, a)| (w.account(), sno(a))),
-    )
-    .unwrap();
+    // The same rewards in each epoch's tree.
+    let tree = |epoch| {
+        RewardTree::new(
+            epoch,
+            workers
+                .iter()
+                .zip(amounts)
+                .map(|(w, a)| (w.account(), sno(a))),
+        )
+        .unwrap()
+    };
+    let rewards = tree(1);
     let s = EpochSummary {
         worker_reward_root: rewards.root(),
         worker_reward_total: rewards.total(),
@@ -116,14 +120,7 @@ async fn claims_pay_exactly_their_leaf_and_only_once() {
     // Claims for epoch 1 open once epoch 2 has executed.
     let (amount, proof) = rewards.proof(&workers[0].account()).unwrap();
     assert_revert(workers[0].claim(1, amount, proof).await, "EpochNotExecuted");
-    let rewards2 = RewardTree::new(
-        2,
-        workers
-            .iter()
-            .zip(amounts)
-            .map(|(w, a)| (w.account(), sno(a))),
-    )
-    .unwrap();
+    let rewards2 = tree(2);
     net.run_epoch(&EpochSummary {
         worker_reward_root: rewards2.root(),
         worker_reward_total: rewards2.total(),
