@@ -26,7 +26,13 @@
 //!   WASI random source from the job, so [`Rng::from_host`] gives the same stream on every
 //!   machine for the same task; [`Rng::from_seed`] gives a stream from an explicit seed.
 //!
-//! The crate has no unsafe code and no dependency on the host runtime.
+//! - [`small_alloc`]: the global allocator of wasm tasks (feature `small-alloc`, on by
+//!   default): per-size free lists for small blocks in front of the system allocator.
+//!
+//! The crate has no dependency on the host runtime. Its only unsafe code is the allocator.
+
+#[allow(unsafe_code)]
+pub mod small_alloc;
 
 use std::fmt::Display;
 use std::io::{Read, Write};
