@@ -193,6 +193,63 @@ impl Emitter<'_> {
         self.stats.counted_loops += 1;
     }
 
+    /// Unrolls the counted loop just emitted from `buf[at..]` (`loop`, body, the tail from
+    /// `tail_at`, `end`; see `fuse::unroll_factor`) into `factor` copies per iteration:
+    ///
+    /// ```text
+    /// block $done
+    ///   block $main
+    ///     loop $single                   ;; k / step mod factor single iterations
+    ///       k & (factor * step - 1) == 0 ;; br_if $main
+    ///       body; tail                   ;; the tail's br_if goes round $single
+    ///       br $done                     ;; k reached 0 here
+    ///     end
+    ///   end
+    ///   loop                             ;; factor iterations per round
+    ///     (body; k -= step) x (factor - 1)
+    ///     body; tail
+    ///   end
+    /// end
+    /// ```
+    ///
+    /// The copies run the operators of the original iterations in the same order (the
+    /// counter included, for bodies that read it); only the branches between them differ.
+    fn unroll_counted(&mut self, at: usize, tail_at: usize, counted: Counted, counter: u32) {
+        let tail = self.buf[tail_at..self.buf.len() - 1].to_vec();
+        let body = self.buf[at + 2..tail_at].to_vec();
+        debug_assert_eq!(self.buf[at..at + 2], [0x03, 0x40], "an empty-type loop");
+        debug_assert_eq!(self.buf.last(), Some(&0x0b), "the loop's end");
+        self.buf.truncate(at);
+        let step = 1i64 << counted.shift;
+        let round = step * i64::from(counted.unroll);
+        self.ins(I::Block(BlockType::Empty));
+        self.ins(I::Block(BlockType::Empty));
+        self.ins(I::Loop(BlockType::Empty));
+        self.ins(I::LocalGet(counter));
+        self.ins(I::I32Const((round - 1) as i32));
+        self.ins(I::I32And);
+        self.ins(I::I32Eqz);
+        self.ins(I::BrIf(1));
+        self.buf.extend_from_slice(&body);
+        self.buf.extend_from_slice(&tail);
+        self.ins(I::Br(2));
+        self.ins(I::End);
+        self.ins(I::End);
+        self.ins(I::Loop(BlockType::Empty));
+        for _ in 1..counted.unroll {
+            self.buf.extend_from_slice(&body);
+            self.ins(I::LocalGet(counter));
+            self.ins(I::I32Const(-step as i32));
+            self.ins(I::I32Add);
+            self.ins(I::LocalSet(counter));
+        }
+        self.buf.extend_from_slice(&body);
+        self.buf.extend_from_slice(&tail);
+        self.ins(I::End);
+        self.ins(I::End);
+        self.stats.unrolled_loops += 1;
+    }
+
     /// Gives back `cost` charged ahead by a fused loop (on a branch that skips it).
     fn refund(&mut self, cost: u64) {
         if cost == 0 {
@@ -655,9 +712,17 @@ pub(crate) fn rewrite(
     let mut fused: Option<(usize, usize)> = None;
     // Op indices of the open frames of the original body.
     let mut open: Vec<usize> = Vec::new();
+    // The counted loop being emitted for unrolling: (its `end`, where its `loop` starts in
+    // the output, where its tail starts, its description).
+    let mut unrolling: Option<(usize, usize, usize, Counted)> = None;
     for (i, (op, next)) in ops.into_iter().zip(nexts).enumerate() {
         let was_clean = clean.take();
         let inside = matches!(fused, Some((head, end)) if head < i && i < end);
+        if let Some((end, _, tail_at, _)) = &mut unrolling {
+            if i + 5 == *end {
+                *tail_at = e.buf.len();
+            }
+        }
         // What a branch at `i` pays on its taken edge: the refund of what it skips in a
         // fused loop, and the header charge of an edge-charged loop it goes back to.
         let refund = match fused {
@@ -672,6 +737,9 @@ pub(crate) fn rewrite(
         if let Some(counted) = plan.counted(i) {
             // A counted loop pays for all its iterations on entry.
             e.charge_counted(counted, local(counted.local));
+            if counted.unroll > 1 {
+                unrolling = Some((plan.end_of(i), e.buf.len(), usize::MAX, counted));
+            }
         } else if matches!(op, Op::Loop { .. }) && plan.is_edge_charged(i) {
             // The entry edge pays the header's charge before the loop starts.
             e.loop_charge(&plan, i);
@@ -842,6 +910,12 @@ pub(crate) fn rewrite(
             Op::End => {
                 depth -= 1;
                 open.pop();
+                if let Some((end, at, tail_at, counted)) = unrolling {
+                    if end == i {
+                        e.unroll_counted(at, tail_at, counted, local(counted.local));
+                        unrolling = None;
+                    }
+                }
                 if matches!(fused, Some((_, end)) if end == i) {
                     fused = None;
                 }

@@ -72,6 +72,41 @@ pub(crate) struct Counted {
     pub(crate) shift: u32,
     /// The cost of one iteration.
     pub(crate) cost: u64,
+    /// How many copies of the body one iteration of the emitted loop runs (see
+    /// [`unroll_factor`]).
+    pub(crate) unroll: u32,
+}
+
+/// Bodies of at most this many operators (the tail excluded) are unrolled 4 times.
+const UNROLL_MAX_OPS: usize = 24;
+/// How many copies of the body an unrolled loop runs per iteration.
+const UNROLL: u32 = 4;
+
+/// The unroll factor of a counted loop whose body (between `loop` and the tail) is `body`
+/// with step `2^shift`: 4 for short straight-line bodies, 1 (not unrolled) when the body
+/// is longer or has anything but plain operators, or when `4 × step` would not fit in
+/// 2^31.
+///
+/// Unrolling a counted loop is pure code generation: its iterations are all paid for on
+/// entry, its body has no branch, and the copies run exactly the operators of the
+/// original iterations, in the same order. Cranelift does not unroll. Measured on the
+/// examples (A/B of the rewrite, best of 12 runs): `matmul`'s 17-operator inner loop went
+/// from 3.26 ms to 2.75 ms; `primes`' 40-operator counting loop, which LLVM had already
+/// unrolled twice, went from 20.6 ms to 22.5 ms when unrolled twice more, hence the limit.
+fn unroll_factor(body: &[Op<'_>], shift: u32) -> u32 {
+    let plain = body
+        .iter()
+        .all(|op| !ends_segment(op) && !matches!(op, Op::Block { .. }));
+    let factor = if plain && body.len() <= UNROLL_MAX_OPS {
+        UNROLL
+    } else {
+        1
+    };
+    if (u64::from(factor) << shift) > 1 << 31 {
+        1
+    } else {
+        factor
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -269,10 +304,12 @@ impl Plan {
             if writes_k || leaves {
                 continue;
             }
+            let shift = step.trailing_zeros();
             self.counted[h] = Some(Counted {
                 local: k,
-                shift: step.trailing_zeros(),
+                shift,
                 cost,
+                unroll: unroll_factor(&ops[h + 1..e - 5], shift),
             });
         }
         self

@@ -108,7 +108,7 @@ pub use cost::operator_cost;
 /// The version of the rewrite and of its cost model. It belongs in the engine fingerprint
 /// and the compiled-module cache key; bump it on any change that can change a verdict, an
 /// output or a fuel count.
-pub const VERSION: &str = "smartnodes-meter/5";
+pub const VERSION: &str = "smartnodes-meter/6";
 
 /// Every export or import name starting with this prefix is reserved for the meter.
 pub const RESERVED_PREFIX: &str = "__smartnodes_meter";
@@ -226,6 +226,8 @@ pub struct Stats {
     pub refunds: u32,
     /// Counted innermost loops charged for all their iterations on entry (see `fuse.rs`).
     pub counted_loops: u32,
+    /// Counted loops emitted with 2 or 4 copies of their body per iteration.
+    pub unrolled_loops: u32,
     /// `memory.copy` instructions given an inline path for short lengths.
     pub inline_copies: u32,
     /// Functions that take and return the counter as an extra parameter and result
