@@ -32,6 +32,7 @@ use crate::cost::{
 };
 use crate::fuse::{Counted, Plan};
 use crate::module::{val_type, ModuleInfo};
+use crate::unroll;
 use crate::{MeterConfig, MeterError, NanForm, NanMode, Stats, Status};
 
 const CANON_F32: u32 = 0x7fc0_0000;
@@ -140,17 +141,39 @@ impl Emitter<'_> {
     }
 
     /// Subtracts `cost` from the counter, then traps if it is below `threshold`.
+    ///
+    /// Emitted as a comparison of the counter before the charge against `threshold +
+    /// cost`, with the subtraction after it (and again on the trap path, so that the
+    /// counter flushed there is the charged one). Comparing the charged value instead made
+    /// Cranelift compute `counter - cost` twice in loops, once for the comparison and once
+    /// for the value carried round the loop (it rematerialises an add of a constant in
+    /// every block that uses it): five instructions per iteration instead of three. The
+    /// two comparisons agree because the counter never comes near `i64::MIN`: budgets are
+    /// at most `i64::MAX`, and every charge is followed by a check at a threshold above
+    /// `-2^53`.
     fn charge_with_threshold(&mut self, cost: u64, threshold: i64) {
+        let charge = |e: &mut Self| {
+            e.ins(I::LocalGet(e.fuel));
+            e.ins(I::I64Const(cost as i64));
+            e.ins(I::I64Sub);
+            e.ins(I::LocalSet(e.fuel));
+        };
         self.ins(I::LocalGet(self.fuel));
+        self.ins(I::I64Const(threshold + cost as i64));
+        self.ins(I::I64LtS);
+        self.ins(I::If(BlockType::Empty));
         if cost > 0 {
-            self.ins(I::I64Const(cost as i64));
-            self.ins(I::I64Sub);
-            self.ins(I::LocalTee(self.fuel));
+            charge(self);
+        }
+        self.flush();
+        self.ins(I::I32Const(Status::OutOfFuel as i32));
+        self.ins(I::GlobalSet(self.info.status_global));
+        self.ins(I::Unreachable);
+        self.ins(I::End);
+        if cost > 0 {
+            charge(self);
             self.stats.charges += 1;
         }
-        self.ins(I::I64Const(threshold));
-        self.ins(I::I64LtS);
-        self.trap_if(Status::OutOfFuel);
         self.stats.checks += 1;
     }
 
@@ -193,6 +216,44 @@ impl Emitter<'_> {
         self.stats.counted_loops += 1;
     }
 
+    /// Emits an operator that the rewrite changes only by renumbering locals (`local`) and
+    /// canonicalising NaNs around it (`next`: how the following operator reads a vector;
+    /// `was_clean`: the float type of a clean value on top of the stack, if any). Returns
+    /// the float type of the clean value it leaves on top, if any.
+    fn plain_op<'a>(
+        &mut self,
+        re: &mut RoundtripReencoder,
+        op: &Op<'a>,
+        next: Option<Lanes>,
+        was_clean: Option<ValType>,
+        local: &dyn Fn(u32) -> u32,
+    ) -> Result<Option<ValType>, MeterError> {
+        match op {
+            Op::LocalGet { local_index } => self.ins(I::LocalGet(local(*local_index))),
+            Op::LocalSet { local_index } => self.ins(I::LocalSet(local(*local_index))),
+            Op::LocalTee { local_index } => self.ins(I::LocalTee(local(*local_index))),
+            _ => {
+                if self.nan() {
+                    if let Some(ty) = scalar_observation(op, self.info) {
+                        if was_clean != Some(ty) {
+                            self.canon_scalar(ty);
+                        }
+                    }
+                }
+                self.ins(reencode(re, op.clone())?);
+                if self.nan() {
+                    if let Some(lanes) = vector_nan_producer(op) {
+                        if next != Some(lanes) {
+                            self.canon_vector(lanes);
+                        }
+                    }
+                }
+                return Ok(clean_producer(op));
+            }
+        }
+        Ok(None)
+    }
+
     /// Unrolls the counted loop just emitted from `buf[at..]` (`loop`, body, the tail from
     /// `tail_at`, `end`; see `fuse::unroll_factor`) into `factor` copies per iteration:
     ///
@@ -200,7 +261,8 @@ impl Emitter<'_> {
     /// block $done
     ///   block $main
     ///     loop $single                   ;; k / step mod factor single iterations
-    ///       k & (factor * step - 1) == 0 ;; br_if $main
+    ///       k & (factor * step - 1) == 0 ;; and no folded pointer can wrap:
+    ///       br_if $main                  ;;   p + (k / step) * c < 2^32
     ///       body; tail                   ;; the tail's br_if goes round $single
     ///       br $done                     ;; k reached 0 here
     ///     end
@@ -213,15 +275,30 @@ impl Emitter<'_> {
     /// ```
     ///
     /// The copies run the operators of the original iterations in the same order (the
-    /// counter included, for bodies that read it); only the branches between them differ.
-    fn unroll_counted(&mut self, at: usize, tail_at: usize, counted: Counted, counter: u32) {
+    /// counter included, for bodies that read it), except that the increments of folded
+    /// pointers (`unroll.rs`) move into the memory operations' offsets and the last copy
+    /// advances them a whole round. `body` and `nexts` are the body's operators and their
+    /// successors' vector reads, as the emission of `buf[at..]` saw them.
+    #[allow(clippy::too_many_arguments)]
+    fn unroll_counted(
+        &mut self,
+        re: &mut RoundtripReencoder,
+        (at, tail_at): (usize, usize),
+        counted: Counted,
+        body: &[Op<'_>],
+        nexts: &[Option<Lanes>],
+        local: &dyn Fn(u32) -> u32,
+    ) -> Result<(), MeterError> {
         let tail = self.buf[tail_at..self.buf.len() - 1].to_vec();
-        let body = self.buf[at + 2..tail_at].to_vec();
+        let single = self.buf[at + 2..tail_at].to_vec();
         debug_assert_eq!(self.buf[at..at + 2], [0x03, 0x40], "an empty-type loop");
         debug_assert_eq!(self.buf.last(), Some(&0x0b), "the loop's end");
         self.buf.truncate(at);
+        let factor = counted.unroll;
+        let folding = unroll::fold(body, counted.local, factor);
+        let counter = local(counted.local);
         let step = 1i64 << counted.shift;
-        let round = step * i64::from(counted.unroll);
+        let round = step * i64::from(factor);
         self.ins(I::Block(BlockType::Empty));
         self.ins(I::Block(BlockType::Empty));
         self.ins(I::Loop(BlockType::Empty));
@@ -229,25 +306,68 @@ impl Emitter<'_> {
         self.ins(I::I32Const((round - 1) as i32));
         self.ins(I::I32And);
         self.ins(I::I32Eqz);
+        for p in &folding.pointers {
+            // p + iterations left × c < 2^32, iterations left = (k or 2^32 for 0) / step.
+            self.ins(I::LocalGet(local(p.local)));
+            self.ins(I::I64ExtendI32U);
+            self.ins(I::I64Const(1 << 32));
+            self.ins(I::LocalGet(counter));
+            self.ins(I::I64ExtendI32U);
+            self.ins(I::LocalGet(counter));
+            self.ins(I::I32Eqz);
+            self.ins(I::Select);
+            self.ins(I::I64Const(i64::from(counted.shift)));
+            self.ins(I::I64ShrU);
+            self.ins(I::I64Const(i64::from(p.step)));
+            self.ins(I::I64Mul);
+            self.ins(I::I64Add);
+            self.ins(I::I64Const(1 << 32));
+            self.ins(I::I64LtU);
+            self.ins(I::I32And);
+        }
         self.ins(I::BrIf(1));
-        self.buf.extend_from_slice(&body);
+        self.buf.extend_from_slice(&single);
         self.buf.extend_from_slice(&tail);
         self.ins(I::Br(2));
         self.ins(I::End);
         self.ins(I::End);
         self.ins(I::Loop(BlockType::Empty));
-        for _ in 1..counted.unroll {
-            self.buf.extend_from_slice(&body);
-            self.ins(I::LocalGet(counter));
-            self.ins(I::I32Const(-step as i32));
-            self.ins(I::I32Add);
-            self.ins(I::LocalSet(counter));
+        for copy in 0..factor {
+            let last = copy + 1 == factor;
+            let mut clean = None;
+            for (b, op) in body.iter().enumerate() {
+                let was_clean = clean.take();
+                if let Some(p) = folding.increment_at(b).filter(|_| last) {
+                    self.ins(I::LocalGet(local(p.local)));
+                    self.ins(I::I32Const((p.step * factor) as i32));
+                    self.ins(I::I32Add);
+                    self.ins(I::LocalSet(local(p.local)));
+                }
+                if folding.in_increment(b) {
+                    continue; // as emitted in the original: nothing clean after it
+                }
+                let delta = folding.delta(b, copy, factor);
+                let op = if delta > 0 {
+                    unroll::with_offset(op, delta)
+                } else {
+                    op.clone()
+                };
+                clean = self.plain_op(re, &op, nexts[b], was_clean, local)?;
+            }
+            if last {
+                self.buf.extend_from_slice(&tail);
+            } else {
+                self.ins(I::LocalGet(counter));
+                self.ins(I::I32Const(-step as i32));
+                self.ins(I::I32Add);
+                self.ins(I::LocalSet(counter));
+            }
         }
-        self.buf.extend_from_slice(&body);
-        self.buf.extend_from_slice(&tail);
         self.ins(I::End);
         self.ins(I::End);
         self.stats.unrolled_loops += 1;
+        self.stats.folded_pointers += folding.pointers.len() as u32;
+        Ok(())
     }
 
     /// Gives back `cost` charged ahead by a fused loop (on a branch that skips it).
@@ -712,13 +832,13 @@ pub(crate) fn rewrite(
     let mut fused: Option<(usize, usize)> = None;
     // Op indices of the open frames of the original body.
     let mut open: Vec<usize> = Vec::new();
-    // The counted loop being emitted for unrolling: (its `end`, where its `loop` starts in
-    // the output, where its tail starts, its description).
-    let mut unrolling: Option<(usize, usize, usize, Counted)> = None;
-    for (i, (op, next)) in ops.into_iter().zip(nexts).enumerate() {
+    // The counted loop being emitted for unrolling: (its `loop`, its `end`, where its
+    // `loop` starts in the output, where its tail starts, its description).
+    let mut unrolling: Option<(usize, usize, usize, usize, Counted)> = None;
+    for (i, (op, &next)) in ops.iter().cloned().zip(&nexts).enumerate() {
         let was_clean = clean.take();
         let inside = matches!(fused, Some((head, end)) if head < i && i < end);
-        if let Some((end, _, tail_at, _)) = &mut unrolling {
+        if let Some((_, end, _, tail_at, _)) = &mut unrolling {
             if i + 5 == *end {
                 *tail_at = e.buf.len();
             }
@@ -738,7 +858,7 @@ pub(crate) fn rewrite(
             // A counted loop pays for all its iterations on entry.
             e.charge_counted(counted, local(counted.local));
             if counted.unroll > 1 {
-                unrolling = Some((plan.end_of(i), e.buf.len(), usize::MAX, counted));
+                unrolling = Some((i, plan.end_of(i), e.buf.len(), usize::MAX, counted));
             }
         } else if matches!(op, Op::Loop { .. }) && plan.is_edge_charged(i) {
             // The entry edge pays the header's charge before the loop starts.
@@ -845,9 +965,6 @@ pub(crate) fn rewrite(
                 e.ins(I::Call(*function_index));
                 e.ins(I::LocalSet(e.fuel));
             }
-            Op::LocalGet { local_index } => e.ins(I::LocalGet(local(*local_index))),
-            Op::LocalSet { local_index } => e.ins(I::LocalSet(local(*local_index))),
-            Op::LocalTee { local_index } => e.ins(I::LocalTee(local(*local_index))),
             Op::Call { function_index } => {
                 let callee = info.func_sig(*function_index);
                 if e.nan() && *function_index < info.num_imported_funcs {
@@ -876,22 +993,7 @@ pub(crate) fn rewrite(
                 if let Op::MemoryCopy { dst_mem, src_mem } = op {
                     e.inline_copy(dst_mem, src_mem);
                 } else {
-                    if e.nan() {
-                        if let Some(ty) = scalar_observation(&op, info) {
-                            if was_clean != Some(ty) {
-                                e.canon_scalar(ty);
-                            }
-                        }
-                    }
-                    e.ins(reencode(&mut re, op.clone())?);
-                    if e.nan() {
-                        if let Some(lanes) = vector_nan_producer(&op) {
-                            if next != Some(lanes) {
-                                e.canon_vector(lanes);
-                            }
-                        }
-                    }
-                    clean = clean_producer(&op);
+                    clean = e.plain_op(&mut re, &op, next, was_clean, &local)?;
                 }
             }
         }
@@ -910,9 +1012,17 @@ pub(crate) fn rewrite(
             Op::End => {
                 depth -= 1;
                 open.pop();
-                if let Some((end, at, tail_at, counted)) = unrolling {
+                if let Some((head, end, at, tail_at, counted)) = unrolling {
                     if end == i {
-                        e.unroll_counted(at, tail_at, counted, local(counted.local));
+                        let body = head + 1..end - 5;
+                        e.unroll_counted(
+                            &mut re,
+                            (at, tail_at),
+                            counted,
+                            &ops[body.clone()],
+                            &nexts[body],
+                            &local,
+                        )?;
                         unrolling = None;
                     }
                 }

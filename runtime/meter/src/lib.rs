@@ -102,6 +102,7 @@ mod depth;
 mod func;
 mod fuse;
 mod module;
+mod unroll;
 
 pub use cost::operator_cost;
 
@@ -226,8 +227,10 @@ pub struct Stats {
     pub refunds: u32,
     /// Counted innermost loops charged for all their iterations on entry (see `fuse.rs`).
     pub counted_loops: u32,
-    /// Counted loops emitted with 2 or 4 copies of their body per iteration.
+    /// Counted loops emitted with four copies of their body per iteration.
     pub unrolled_loops: u32,
+    /// Pointers of unrolled loops whose increments moved into load and store offsets.
+    pub folded_pointers: u32,
     /// `memory.copy` instructions given an inline path for short lengths.
     pub inline_copies: u32,
     /// Functions that take and return the counter as an extra parameter and result
