@@ -47,7 +47,8 @@ type MemOp = fn(MemArg) -> I<'static>;
 
 /// First slot of the temporaries of an inline `memory.copy` (six slots).
 const COPY_SLOT: u32 = u32::MAX - 16;
-/// Loops of at most this many operators take their back-edge charge as `if … br`.
+/// Loops of at most this many operators check at their header what their edges charged;
+/// larger ones check on each back edge, after a branch-free `select` of the charge.
 const SMALL_LOOP: usize = 64;
 /// Slot of the temporary holding a `br_if` condition while the counter is adjusted.
 const COND_SLOT: u32 = u32::MAX - 1;
@@ -368,6 +369,28 @@ impl Emitter<'_> {
         self.stats.unrolled_loops += 1;
         self.stats.folded_pointers += folding.pointers.len() as u32;
         Ok(())
+    }
+
+    /// Adds `delta` to the counter.
+    fn adjust(&mut self, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::I64Const(delta));
+        self.ins(I::I64Add);
+        self.ins(I::LocalSet(self.fuel));
+        self.stats.charges += 1;
+    }
+
+    /// Traps if the counter is below `threshold` (a check at a loop header of what the
+    /// loop's edges charged).
+    fn check_threshold(&mut self, threshold: i64) {
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::I64Const(threshold));
+        self.ins(I::I64LtS);
+        self.trap_if(Status::OutOfFuel);
+        self.stats.checks += 1;
     }
 
     /// Gives back `cost` charged ahead by a fused loop (on a branch that skips it).
@@ -832,6 +855,12 @@ pub(crate) fn rewrite(
     let mut fused: Option<(usize, usize)> = None;
     // Op indices of the open frames of the original body.
     let mut open: Vec<usize> = Vec::new();
+    // Small edge-charged loops check at their header what their entry and back edges
+    // charged; the others check on the edges (a back edge of a large loop is a branch-free
+    // `select`, see below).
+    let header_checked = |l: usize| {
+        plan.is_edge_charged(l) && plan.counted(l).is_none() && plan.end_of(l) - l <= SMALL_LOOP
+    };
     // The counted loop being emitted for unrolling: (its `loop`, its `end`, where its
     // `loop` starts in the output, where its tail starts, its description).
     let mut unrolling: Option<(usize, usize, usize, usize, Counted)> = None;
@@ -861,13 +890,20 @@ pub(crate) fn rewrite(
                 unrolling = Some((i, plan.end_of(i), e.buf.len(), usize::MAX, counted));
             }
         } else if matches!(op, Op::Loop { .. }) && plan.is_edge_charged(i) {
-            // The entry edge pays the header's charge before the loop starts.
-            e.loop_charge(&plan, i);
+            // The entry edge pays the header's charge before the loop starts (a small loop
+            // checks it at its header).
+            if header_checked(i) {
+                e.charge(plan.loop_charge(i).0);
+            } else {
+                e.loop_charge(&plan, i);
+            }
         }
         if let Op::Br { .. } | Op::Return = op {
             e.refund(refund);
-            if let Some(l) = back_to {
-                e.loop_charge(&plan, l);
+            match back_to {
+                Some(l) if header_checked(l) => e.charge(plan.loop_charge(l).0),
+                Some(l) => e.loop_charge(&plan, l),
+                None => {}
             }
         }
         if inside {
@@ -923,18 +959,18 @@ pub(crate) fn rewrite(
                 e.ins(I::Br(relative_depth + 1));
                 e.ins(I::End);
             }
-            Op::BrIf { relative_depth }
-                if back_to.is_some_and(|l| plan.end_of(l) - l <= SMALL_LOOP) =>
-            {
-                // A back edge of a small loop: charge on the taken edge only. Cranelift
-                // then keeps the counter in one register across the body; the values it
-                // duplicates into the two successors are few in a loop this size.
-                let l = back_to.expect("a back edge");
-                e.ins(I::If(BlockType::Empty));
-                e.refund(refund);
-                e.loop_charge(&plan, l);
-                e.ins(I::Br(relative_depth + 1));
-                e.ins(I::End);
+            Op::BrIf { relative_depth } if back_to.is_some_and(header_checked) => {
+                // A back edge of a small loop, which checks at its header: the taken edge's
+                // charge (less the refund of what it skips) is made before the branch and
+                // undone when it is not taken. The taken path is one add and the branch
+                // straight to the header: no block of its own (as `if … br` it had one,
+                // which Cranelift laid out of line with a jump back), and Cranelift keeps
+                // the counter in one register across the body.
+                let (charge, _) = plan.loop_charge(back_to.expect("a back edge"));
+                let delta = refund as i64 - charge as i64;
+                e.adjust(delta);
+                e.ins(I::BrIf(*relative_depth));
+                e.adjust(-delta);
             }
             Op::BrIf { relative_depth } if back_to.is_some() => {
                 // A back edge, branch-free: `fuel = cond ? fuel + refund - loop charge :
@@ -1042,6 +1078,8 @@ pub(crate) fn rewrite(
                 }
                 if !plan.is_edge_charged(i) {
                     e.loop_charge(&plan, i);
+                } else if header_checked(i) {
+                    e.check_threshold(plan.loop_charge(i).1);
                 }
             } else if !inside && !ends_reachability(&op) {
                 e.charge(cost);
