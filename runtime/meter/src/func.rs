@@ -30,7 +30,7 @@ use wasmparser::{FunctionBody, Operator as Op, ValType};
 use crate::cost::{
     ends_reachability, ends_segment, has_per_unit_cost, operator_cost, FUNCTION_ENTRY_COST,
 };
-use crate::fuse::{Counted, Plan};
+use crate::fuse::{Bound, Bounded, Counted, Plan};
 use crate::module::{val_type, ModuleInfo};
 use crate::unroll;
 use crate::{MeterConfig, MeterError, NanForm, NanMode, Stats, Status};
@@ -50,6 +50,8 @@ const COPY_SLOT: u32 = u32::MAX - 16;
 /// Loops of at most this many operators check at their header what their edges charged;
 /// larger ones check on each back edge, after a branch-free `select` of the charge.
 const SMALL_LOOP: usize = 64;
+/// Slot of the temporaries of a bounded loop's prepaid copy (`Emitter::bounded_copy`).
+const BOUND_SLOT: u32 = u32::MAX - 2;
 /// Slot of the temporary holding a `br_if` condition while the counter is adjusted.
 const COND_SLOT: u32 = u32::MAX - 1;
 
@@ -195,18 +197,8 @@ impl Emitter<'_> {
             self.trap_if(Status::OutOfFuel);
             self.stats.checks += 1;
         }
-        // Iterations: counter / step, with a counter of 0 wrapping round to 2^32.
         let total = self.temp(ValType::I64, CANON_SLOT);
-        self.ins(I::I64Const(1 << 32));
-        self.ins(I::LocalGet(counter));
-        self.ins(I::I64ExtendI32U);
-        self.ins(I::LocalGet(counter));
-        self.ins(I::I32Eqz);
-        self.ins(I::Select);
-        self.ins(I::I64Const(i64::from(counted.shift)));
-        self.ins(I::I64ShrU);
-        self.ins(I::I64Const(counted.cost as i64));
-        self.ins(I::I64Mul);
+        self.iterations_cost(counter, counted.shift, counted.cost);
         self.ins(I::LocalSet(total));
         self.ins(I::LocalGet(self.fuel));
         self.ins(I::LocalGet(total));
@@ -391,6 +383,117 @@ impl Emitter<'_> {
         self.ins(I::I64LtS);
         self.trap_if(Status::OutOfFuel);
         self.stats.checks += 1;
+    }
+
+    /// Pushes `(distance / 2^shift) × cost` (i64) for the i32 `distance` in local
+    /// `distance`, a distance of 0 counting as 2^32 (a counter that wraps round).
+    fn iterations_cost(&mut self, distance: u32, shift: u32, cost: u64) {
+        self.ins(I::I64Const(1 << 32));
+        self.ins(I::LocalGet(distance));
+        self.ins(I::I64ExtendI32U);
+        self.ins(I::LocalGet(distance));
+        self.ins(I::I32Eqz);
+        self.ins(I::Select);
+        self.ins(I::I64Const(i64::from(shift)));
+        self.ins(I::I64ShrU);
+        self.ins(I::I64Const(cost as i64));
+        self.ins(I::I64Mul);
+    }
+
+    /// Emits the prepaid copy of a bounded loop (`fuse::Bounded`) and opens the two
+    /// blocks around it; the plain fused loop follows (its exits one label further out)
+    /// and closes the outer block:
+    ///
+    /// ```text
+    /// block $done
+    ///   block $plain
+    ///     d = n - i; total = (d or 2^32 for 0) / step × cost
+    ///     br_if $plain (fuel < total | d % step != 0)
+    ///     fuel -= total
+    ///     loop                       ;; no charge, no check
+    ///       body, each exit: if (fuel += (n - i) / step × cost - cost + skipped; br) end
+    ///       tail
+    ///     end
+    ///     br $done
+    ///   end
+    ///   <the fused loop>
+    /// end
+    /// ```
+    ///
+    /// When the counter covers every iteration the loop can run, the plain scheme cannot
+    /// run out inside it, so the copy needs no check; each way out leaves the counter at
+    /// exactly what the iterations run cost. `body` is the loop's operators after `loop`
+    /// (the tail included), `nexts` their successors' vector reads and `refunds[j]` what
+    /// an exit at `body[j]` skips of its own iteration.
+    #[allow(clippy::too_many_arguments)]
+    fn bounded_copy(
+        &mut self,
+        re: &mut RoundtripReencoder,
+        bounded: Bounded,
+        body: &[Op<'_>],
+        nexts: &[Option<Lanes>],
+        refunds: &[u64],
+        local: &dyn Fn(u32) -> u32,
+    ) -> Result<(), MeterError> {
+        let distance = self.temp(ValType::I32, BOUND_SLOT);
+        let total = self.temp(ValType::I64, BOUND_SLOT);
+        let counter = local(bounded.counter);
+        let set_distance = |e: &mut Self| {
+            match bounded.bound {
+                Bound::Local(n) => e.ins(I::LocalGet(local(n))),
+                Bound::Const(v) => e.ins(I::I32Const(v)),
+            }
+            e.ins(I::LocalGet(counter));
+            e.ins(I::I32Sub);
+            e.ins(I::LocalSet(distance));
+        };
+        self.ins(I::Block(BlockType::Empty));
+        self.ins(I::Block(BlockType::Empty));
+        set_distance(self);
+        self.iterations_cost(distance, bounded.shift, bounded.cost);
+        self.ins(I::LocalSet(total));
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::LocalGet(total));
+        self.ins(I::I64LtS);
+        self.ins(I::LocalGet(distance));
+        self.ins(I::I32Const((1 << bounded.shift) - 1));
+        self.ins(I::I32And);
+        self.ins(I::I32Or);
+        self.ins(I::BrIf(0));
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::LocalGet(total));
+        self.ins(I::I64Sub);
+        self.ins(I::LocalSet(self.fuel));
+        self.stats.charges += 1;
+        self.ins(I::Loop(BlockType::Empty));
+        let mut clean = None;
+        for (j, op) in body.iter().enumerate() {
+            let was_clean = clean.take();
+            match op {
+                Op::BrIf { relative_depth } if j + 1 < body.len() => {
+                    // An exit: the iterations not run, and the rest of this one, back.
+                    self.ins(I::If(BlockType::Empty));
+                    set_distance(self);
+                    self.ins(I::LocalGet(self.fuel));
+                    self.iterations_cost(distance, bounded.shift, bounded.cost);
+                    self.ins(I::I64Add);
+                    self.ins(I::I64Const(refunds[j] as i64 - bounded.cost as i64));
+                    self.ins(I::I64Add);
+                    self.ins(I::LocalSet(self.fuel));
+                    self.stats.refunds += 1;
+                    // Out through the `if`, $plain and $done.
+                    self.ins(I::Br(relative_depth + 3));
+                    self.ins(I::End);
+                }
+                Op::BrIf { .. } => self.ins(I::BrIf(0)),
+                _ => clean = self.plain_op(re, op, nexts[j], was_clean, local)?,
+            }
+        }
+        self.ins(I::End);
+        self.ins(I::Br(1));
+        self.ins(I::End);
+        self.stats.bounded_loops += 1;
+        Ok(())
     }
 
     /// Gives back `cost` charged ahead by a fused loop (on a branch that skips it).
@@ -855,6 +958,9 @@ pub(crate) fn rewrite(
     let mut fused: Option<(usize, usize)> = None;
     // Op indices of the open frames of the original body.
     let mut open: Vec<usize> = Vec::new();
+    // The bounded loop whose plain version is being emitted one block further in (after
+    // its prepaid copy): (its `loop`, its `end`).
+    let mut wrapped: Option<(usize, usize)> = None;
     // Small edge-charged loops check at their header what their entry and back edges
     // charged; the others check on the edges (a back edge of a large loop is a branch-free
     // `select`, see below).
@@ -867,6 +973,10 @@ pub(crate) fn rewrite(
     for (i, (op, &next)) in ops.iter().cloned().zip(&nexts).enumerate() {
         let was_clean = clean.take();
         let inside = matches!(fused, Some((head, end)) if head < i && i < end);
+        // A branch out of a bounded loop's plain version passes the block around it (the
+        // only branches in its body are exits and the back edge).
+        let exits_wrapped = matches!(wrapped, Some((head, end)) if head < i && i < end)
+            && plan.back_edge_of(i).is_none();
         if let Some((_, end, _, tail_at, _)) = &mut unrolling {
             if i + 5 == *end {
                 *tail_at = e.buf.len();
@@ -883,6 +993,21 @@ pub(crate) fn rewrite(
                 && plan.counted(l).is_none()
                 && matches!(op, Op::Br { .. } | Op::BrIf { .. })
         });
+        if let Some(bounded) = plan.bounded(i) {
+            let end = plan.end_of(i);
+            let refunds: Vec<u64> = (i + 1..end)
+                .map(|j| plan.branch_refund(j, i, end))
+                .collect();
+            e.bounded_copy(
+                &mut re,
+                bounded,
+                &ops[i + 1..end],
+                &nexts[i + 1..end],
+                &refunds,
+                &local,
+            )?;
+            wrapped = Some((i, end));
+        }
         if let Some(counted) = plan.counted(i) {
             // A counted loop pays for all its iterations on entry.
             e.charge_counted(counted, local(counted.local));
@@ -956,8 +1081,11 @@ pub(crate) fn rewrite(
                 // path that stays in the loop.
                 e.ins(I::If(BlockType::Empty));
                 e.refund(refund);
-                e.ins(I::Br(relative_depth + 1));
+                e.ins(I::Br(relative_depth + 1 + u32::from(exits_wrapped)));
                 e.ins(I::End);
+            }
+            Op::BrIf { relative_depth } if exits_wrapped && back_to.is_none() => {
+                e.ins(I::BrIf(relative_depth + 1));
             }
             Op::BrIf { relative_depth } if back_to.is_some_and(header_checked) => {
                 // A back edge of a small loop, which checks at its header: the taken edge's
@@ -1048,6 +1176,10 @@ pub(crate) fn rewrite(
             Op::End => {
                 depth -= 1;
                 open.pop();
+                if matches!(wrapped, Some((_, end)) if end == i) {
+                    e.ins(I::End); // the block around the bounded loop's two versions
+                    wrapped = None;
+                }
                 if let Some((head, end, at, tail_at, counted)) = unrolling {
                     if end == i {
                         let body = head + 1..end - 5;

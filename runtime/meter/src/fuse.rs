@@ -56,6 +56,62 @@ pub(crate) struct Plan {
     edge_charged: Vec<bool>,
     /// For `loop` ops: the counted loops whose whole cost is charged on entry.
     counted: Vec<Option<Counted>>,
+    /// For `loop` ops: the bounded loops (see [`Bounded`]).
+    bounded: Vec<Option<Bounded>>,
+}
+
+/// The largest loop (in operators) treated as bounded.
+pub(crate) const BOUNDED_MAX_OPS: usize = 64;
+
+/// A bounded loop: a small fused loop whose body is straight-line code with exits
+/// (`br_if` out of the loop) and whose last seven operators count up to a bound,
+/// `local.get $n; local.get $i; i32.const step; i32.add; local.tee $i; i32.ne; br_if 0`
+/// (or with `local.tee $i` compared to `$n` the other way round, or a constant for `$n`),
+/// with `$i` and `$n` written nowhere else in it and `step` a power of two. Entered with
+/// `$n - $i` a multiple of `step`, it runs at most `T = ($n - $i) / step` iterations
+/// (`2^32 / step` when they are equal). When the counter covers `T × cost`, it is emitted
+/// as a copy that pays all of that on entry, has no check, and gives back the iterations
+/// it did not run on each exit; otherwise (or when the step does not divide the distance)
+/// it runs as the plain fused loop, which checks every iteration (`func.rs`,
+/// `bounded_copy`). Either way the count is exact, and a run is out of fuel exactly when
+/// the plain scheme's is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bounded {
+    /// The counter local, as the original body numbers it.
+    pub(crate) counter: u32,
+    /// The bound.
+    pub(crate) bound: Bound,
+    /// `log2(step)`.
+    pub(crate) shift: u32,
+    /// The cost of one whole iteration.
+    pub(crate) cost: u64,
+}
+
+/// What a bounded loop's counter counts up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// A local (original numbering) the loop does not write.
+    Local(u32),
+    /// A constant.
+    Const(i32),
+}
+
+/// The bound, counter and step of a count-up tail (see [`Bounded`]), if `tail` is one.
+fn count_up_tail(tail: &[Op<'_>]) -> Option<(Bound, u32, i32)> {
+    let bound = |op: &Op<'_>| match *op {
+        Op::LocalGet { local_index } => Some(Bound::Local(local_index)),
+        Op::I32Const { value } => Some(Bound::Const(value)),
+        _ => None,
+    };
+    match tail {
+        [n, Op::LocalGet { local_index: i }, Op::I32Const { value }, Op::I32Add, Op::LocalTee { local_index: t }, Op::I32Ne, Op::BrIf { relative_depth: 0 }]
+        | [Op::LocalGet { local_index: i }, Op::I32Const { value }, Op::I32Add, Op::LocalTee { local_index: t }, n, Op::I32Ne, Op::BrIf { relative_depth: 0 }]
+            if i == t =>
+        {
+            Some((bound(n)?, *i, *value))
+        }
+        _ => None,
+    }
 }
 
 /// A counted loop (see [`Plan::counted`]): a fused, single-segment body whose only way
@@ -253,8 +309,62 @@ impl Plan {
             opens,
             edge_charged,
             counted: Vec::new(),
+            bounded: Vec::new(),
         }
         .with_counted_loops(ops)
+        .with_bounded_loops(ops)
+    }
+
+    /// Finds the bounded loops among the small fused ones that are not counted.
+    fn with_bounded_loops(mut self, ops: &[Op<'_>]) -> Plan {
+        self.bounded = vec![None; ops.len()];
+        for h in 0..ops.len() {
+            let e = self.end_of[h];
+            if !(self.fused[h] && self.edge_charged[h])
+                || self.counted[h].is_some()
+                || !matches!(
+                    ops[h],
+                    Op::Loop {
+                        blockty: BlockType::Empty
+                    }
+                )
+                || e < h + 8
+                || e - h > BOUNDED_MAX_OPS
+            {
+                continue;
+            }
+            let Some((bound, counter, step)) = count_up_tail(&ops[e - 7..e]) else {
+                continue;
+            };
+            if step <= 0 || !step.unsigned_abs().is_power_of_two() || step > 1 << 30 {
+                continue;
+            }
+            if bound == Bound::Local(counter) {
+                continue;
+            }
+            let cost = self.charges(h, e);
+            if cost == 0 || cost > 1 << 20 {
+                continue;
+            }
+            // Straight-line code and exits: no frames, no other branches, and neither
+            // local written before the tail.
+            let simple = (h + 1..e - 7).all(|j| match &ops[j] {
+                Op::BrIf { .. } => !matches!(self.target[j], Some(t) if t >= h),
+                Op::LocalSet { local_index } | Op::LocalTee { local_index } => {
+                    *local_index != counter && bound != Bound::Local(*local_index)
+                }
+                op => !ends_segment(op) && !matches!(op, Op::Block { .. }),
+            });
+            if simple {
+                self.bounded[h] = Some(Bounded {
+                    counter,
+                    bound,
+                    shift: step.trailing_zeros(),
+                    cost,
+                });
+            }
+        }
+        self
     }
 
     /// Finds the counted loops among the fused ones.
@@ -327,6 +437,11 @@ impl Plan {
         } else {
             (header, 0)
         }
+    }
+
+    /// The bounded loop at op `i`, if it is one.
+    pub(crate) fn bounded(&self, i: usize) -> Option<Bounded> {
+        self.bounded[i]
     }
 
     /// The counted loop at op `i`, if it is one.

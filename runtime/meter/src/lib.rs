@@ -227,6 +227,8 @@ pub struct Stats {
     pub refunds: u32,
     /// Counted innermost loops charged for all their iterations on entry (see `fuse.rs`).
     pub counted_loops: u32,
+    /// Bounded loops (count-up loops with exits) given a prepaid copy without checks.
+    pub bounded_loops: u32,
     /// Counted loops emitted with four copies of their body per iteration.
     pub unrolled_loops: u32,
     /// Pointers of unrolled loops whose increments moved into load and store offsets.

@@ -307,6 +307,124 @@ fn unrolled_counted_loops_run_the_original_iterations() {
     );
 }
 
+/// A bounded loop (a small count-up loop with exits, `src/fuse.rs`) runs a prepaid copy
+/// without checks when the counter covers every iteration it could run, and the plain
+/// fused loop otherwise (`src/func.rs`, `bounded_copy`). For both tail forms, a bound in a
+/// local or a constant, steps 1, 4 and 2^28 (whose distance 0 wraps round to 16
+/// iterations), exits early, late and not at all: every budget from below the cost to
+/// past the prepaid copy's threshold completes exactly when it covers the cost, with
+/// wasmtime's count, and runs out otherwise. A distance the step does not divide never
+/// ends; a load past the end of memory traps where the original does.
+#[test]
+fn bounded_loops_count_exactly_at_every_budget() {
+    let fuel = engine(EngineKind::Fuel);
+    let plain = engine(EngineKind::Plain);
+    // The loop counts `i` up by `step` to `n` and looks for a 7 at byte `i / step`
+    // (`memory[at] = 7`).
+    let module = |n: &str, step: u32, at: Option<u32>, swapped: bool| {
+        let shift = step.trailing_zeros();
+        let tail = if swapped {
+            format!("(i32.ne (local.tee $i (i32.add (local.get $i) (i32.const {step}))) {n})")
+        } else {
+            format!("(i32.ne {n} (local.tee $i (i32.add (local.get $i) (i32.const {step}))))")
+        };
+        let data = at
+            .map(|at| format!(r#"(data (i32.const {at}) "\07")"#))
+            .unwrap_or_default();
+        let wat = format!(
+            r#"(module
+            (memory (export "mem") 1)
+            {data}
+            (global $seen (export "seen") (mut i32) (i32.const 0))
+            (func (export "run") (result i32) (local $i i32) (local $n i32)
+              (local.set $n (i32.const 40))
+              (block $found
+                (loop $scan
+                  (global.set $seen (i32.add (global.get $seen) (i32.const 1)))
+                  (br_if $found (i32.eq
+                    (i32.load8_u (i32.shr_u (local.get $i) (i32.const {shift})))
+                    (i32.const 7)))
+                  (br_if $scan {tail}))
+                ;; Not found: skipped by the exit.
+                (global.set $seen (i32.add (global.get $seen) (i32.const 1000))))
+              (local.get $i)))"#
+        );
+        wat::parse_str(&wat).unwrap()
+    };
+    let mut swept = 0;
+    for (n, step) in [
+        ("(local.get $n)", 1),
+        ("(i32.const 40)", 4),
+        ("(i32.const 0)", 1 << 28),
+    ] {
+        for at in [0u32, 12, 36, 1000] {
+            for swapped in [false, true] {
+                let wasm = module(n, step, Some(at), swapped);
+                let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
+                assert_eq!(metered.stats.bounded_loops, 1, "{:?}", metered.stats);
+                let label = format!("bound {n}, step {step}, 7 at {at}, swapped {swapped}");
+                let want = run_reference(&fuel, &wasm, "run", BIG);
+                let got = run_metered(&plain, &metered, "run", BIG);
+                assert!(matches!(want.outcome, Outcome::Returned(_)), "{label}");
+                assert_eq!(want.outcome, got.outcome, "{label}");
+                assert_eq!(want.state, got.state, "{label}: memory and globals");
+                assert_eq!(want.fuel, got.fuel, "{label}: fuel");
+                // Below the cost, at it, and up to well past what the prepaid copy needs
+                // (at most 40 iterations of about 20).
+                for budget in want.fuel.saturating_sub(30)..want.fuel + 1000 {
+                    let short = run_metered(&plain, &metered, "run", budget);
+                    if budget >= want.fuel {
+                        assert_eq!(short.outcome, want.outcome, "{label}, budget {budget}");
+                        assert_eq!(short.fuel, want.fuel, "{label}, budget {budget}");
+                        assert_eq!(short.state, want.state, "{label}, budget {budget}");
+                    } else {
+                        assert_eq!(
+                            short.outcome,
+                            Outcome::OutOfFuel,
+                            "{label}, budget {budget}"
+                        );
+                    }
+                    swept += 1;
+                }
+            }
+        }
+    }
+    assert!(swept > 20_000, "{swept}");
+    // A distance the step does not divide: the counter passes the bound and wraps round
+    // (2^30 iterations of step 4), so both run out of fuel.
+    let wasm = module("(i32.const 42)", 4, None, false);
+    let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
+    let want = run_reference(&fuel, &wasm, "run", 100_000);
+    assert_eq!(want.outcome, Outcome::OutOfFuel);
+    assert_eq!(
+        run_metered(&plain, &metered, "run", 100_000).outcome,
+        Outcome::OutOfFuel
+    );
+    // 2^32 iterations that the budget does not cover: the plain loop runs, and runs out
+    // long before the scan would leave memory (a prepaid copy would have run on, unchecked,
+    // and trapped there instead).
+    let wasm = module("(i32.const 0)", 1, None, false);
+    let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
+    let want = run_reference(&fuel, &wasm, "run", 100_000);
+    assert_eq!(want.outcome, Outcome::OutOfFuel);
+    assert_eq!(
+        run_metered(&plain, &metered, "run", 100_000).outcome,
+        Outcome::OutOfFuel
+    );
+    // Past the end of memory: the same trap, the same memory and globals.
+    let wasm = module("(i32.const 70000)", 1, None, false);
+    let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
+    let want = run_reference(&fuel, &wasm, "run", BIG);
+    let got = run_metered(&plain, &metered, "run", BIG);
+    assert!(
+        matches!(want.outcome, Outcome::Trap(_)),
+        "{:?}",
+        want.outcome
+    );
+    assert_eq!(want.outcome, got.outcome);
+    assert_eq!(want.state, got.state);
+}
+
 /// Only functions on a cycle of the call graph count frames (`src/depth.rs`), against
 /// `max_call_depth` minus the most frames non-recursive functions can add: a chain of four
 /// non-recursive functions above a recursive one leaves it `max - 4` frames, so the stack
