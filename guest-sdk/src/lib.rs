@@ -29,7 +29,8 @@
 //! - [`small_alloc`]: the global allocator of wasm tasks (feature `small-alloc`, on by
 //!   default): per-size free lists for small blocks in front of the system allocator.
 //!
-//! The crate has no dependency on the host runtime. Its only unsafe code is the allocator.
+//! The crate has no dependency on the host runtime. Its only unsafe code is the allocator
+//! and the look at stdin's size in [`input`].
 
 #[allow(unsafe_code)]
 pub mod small_alloc;
@@ -39,15 +40,41 @@ use std::io::{Read, Write};
 
 /// Reads the whole task input (stdin).
 ///
+/// Under WASI the buffer is sized once from the size the host reports for stdin (the
+/// Smartnodes runtime reports the input not read yet), instead of growing by doubling:
+/// for a 4 MiB input that saved a tenth of `wordcount`'s run (the copies of every
+/// growth, and the page faults of the memory they touched).
+///
 /// # Panics
 /// Panics when stdin cannot be read, which under Smartnodes never happens.
 pub fn input() -> Vec<u8> {
     let mut buf = Vec::new();
+    // A size the host cannot give, or that cannot be reserved, just means growing.
+    let _ = buf.try_reserve_exact(stdin_size());
     std::io::stdin()
         .lock()
         .read_to_end(&mut buf)
         .expect("reading the task input from stdin");
     buf
+}
+
+/// The size the host reports for stdin, or 0.
+#[cfg(target_os = "wasi")]
+#[allow(unsafe_code)]
+fn stdin_size() -> usize {
+    use std::os::wasi::io::FromRawFd;
+    // SAFETY: descriptor 0 is stdin, open for the whole run; `ManuallyDrop` keeps this
+    // `File` from closing it, and it is only asked for its metadata.
+    let stdin = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+    stdin
+        .metadata()
+        .map_or(0, |m| usize::try_from(m.len()).unwrap_or(0))
+}
+
+/// The size the host reports for stdin: natively nothing is assumed.
+#[cfg(not(target_os = "wasi"))]
+fn stdin_size() -> usize {
+    0
 }
 
 /// Writes bytes to the task output (stdout) and flushes it.

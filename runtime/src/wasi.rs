@@ -8,7 +8,9 @@
 //! behaviour a task may observe:
 //!
 //! - stdin is the task input; stdout is the output (bounded: one byte too many ends the
-//!   task as `output_too_large`); stderr is a bounded log (the excess is dropped);
+//!   task as `output_too_large`); stderr is a bounded log (the excess is dropped); the
+//!   size `fd_filestat_get` reports for stdin is the input not read yet, so that a task
+//!   can read it into one buffer of the right size (`smartnodes_guest::input` does);
 //! - args and environment come from the caller (empty environment by default);
 //! - the monotonic clock reads the fuel used so far as nanoseconds, plus any time the task
 //!   "slept"; the wall clock is a fixed epoch plus the same; so every clock is a pure
@@ -376,6 +378,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
                 }
                 let mut stat = [0u8; 64];
                 stat[16] = FILETYPE_CHARACTER_DEVICE;
+                if fd == 0 {
+                    let left = (st.wasi.stdin.len() - st.wasi.stdin_pos) as u64;
+                    stat[32..40].copy_from_slice(&left.to_le_bytes());
+                }
                 write_bytes(mem, out, &stat)
             })())
         },

@@ -136,6 +136,20 @@ fn u64_at(bytes: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap())
 }
 
+/// stdin reports the input not read yet as its size, so that a task can size its buffer.
+#[test]
+fn stdin_size_is_the_input_not_read_yet() {
+    let o = runtime()
+        .run(
+            &fixture("stdin_size"),
+            &TaskInput::new(b"hello world".to_vec()),
+            &test_limits(),
+        )
+        .unwrap();
+    assert_eq!(o.verdict, Verdict::Completed, "{}", o.detail);
+    assert_eq!((u64_at(&o.output, 0), u64_at(&o.output, 1)), (11, 8));
+}
+
 #[test]
 fn nan_bits_are_canonical() {
     let out = run_fixture("nan", [0; 32]).output;
