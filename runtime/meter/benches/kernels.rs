@@ -1,11 +1,12 @@
 //! `cargo bench -p smartnodes-meter --bench kernels`: where the time goes. Every example
 //! task, side by side in one run: native, plain wasm (no metering at all), wasmtime's fuel +
 //! NaN canonicalisation, and the meter's rewrite (fuel, depth and NaN canonicalisation in
-//! wasm). Medians over interleaved rounds (`METER_BENCH_ROUNDS`, default 7) of each
-//! variant's best of `METER_BENCH_BEST_OF` runs in the round (default 3). A minimal WASI
-//! shim (stdin, stdout, exit, empty environment, zero random bytes) stands in for the
-//! runtime's, so the columns differ only in metering. Instantiation and `_start` are timed;
-//! compilation is not.
+//! wasm). Medians over rounds (`METER_BENCH_ROUNDS`, default 7) of each variant's best of
+//! `METER_BENCH_BEST_OF` runs in the round (default 3); a round runs every variant of every
+//! example. A minimal WASI shim (stdin, with its size reported as the runtime reports it,
+//! stdout, exit, empty environment, zero random bytes) stands in for the runtime's, so the
+//! columns differ only in metering. Instantiation and `_start` are timed; compilation is
+//! not.
 //!
 //! The native columns come from two helper processes that time themselves
 //! (`smartnodes_examples::portable::NativeTimer`, built on first use into
@@ -103,6 +104,26 @@ fn linker(engine: &Engine) -> Linker<Io> {
             let data = mem.data_mut(&mut c);
             data[count as usize..count as usize + 4].fill(0);
             data[size as usize..size as usize + 4].fill(0);
+            0
+        },
+    )
+    .unwrap();
+    // stdin's size is the input not read yet, as the runtime reports it (the guest sizes
+    // its input buffer from it); other descriptors report 0.
+    l.func_wrap(
+        w,
+        "fd_filestat_get",
+        |mut c: Caller<'_, Io>, fd: i32, out: i32| -> i32 {
+            const FILETYPE_CHARACTER_DEVICE: u8 = 2;
+            let mem = memory(&mut c);
+            let (data, io) = mem.data_and_store_mut(&mut c);
+            let stat = &mut data[out as usize..out as usize + 64];
+            stat.fill(0);
+            stat[16] = FILETYPE_CHARACTER_DEVICE;
+            if fd == 0 {
+                let left = (io.stdin.len() - io.pos) as u64;
+                stat[32..40].copy_from_slice(&left.to_le_bytes());
+            }
             0
         },
     )
@@ -235,43 +256,69 @@ fn main() {
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     // Per example: plain, wasmtime fuel + NaN, meter, meter without NaN, each / portable.
     let mut fair: Vec<(&str, [f64; 4])> = Vec::new();
-    for (name, wasm) in smartnodes_examples::ALL {
-        let input = smartnodes_examples::workload(name).expect("a workload");
-        let modes = [
-            Mode::Plain,
-            Mode::WasmtimeFuel,
-            Mode::Meter,
-            Mode::MeterNoNan,
-        ]
-        .map(|m| prepare(wasm, m));
+    // Every example's variants, compiled once.
+    struct Example {
+        name: &'static str,
+        input: Vec<u8>,
+        expected: Vec<u8>,
+        modes: [Prepared; 4],
         // native, native portable, then the modes.
-        let mut times: [Vec<Duration>; 6] = Default::default();
-        let mut fuels = (0, 0);
-        for _ in 0..rounds {
-            let expected = native(name, &input);
-            let hash = smartnodes_examples::portable::output_hash(&expected);
+        times: [Vec<Duration>; 6],
+        // wasmtime's and the meter's fuel.
+        fuels: (u64, u64),
+    }
+    let mut examples: Vec<Example> = smartnodes_examples::ALL
+        .iter()
+        .map(|&(name, wasm)| {
+            let input = smartnodes_examples::workload(name).expect("a workload");
+            Example {
+                name,
+                expected: native(name, &input),
+                input,
+                modes: [
+                    Mode::Plain,
+                    Mode::WasmtimeFuel,
+                    Mode::Meter,
+                    Mode::MeterNoNan,
+                ]
+                .map(|m| prepare(wasm, m)),
+                times: Default::default(),
+                fuels: (0, 0),
+            }
+        })
+        .collect();
+    // A round runs every example once, so that a disturbed stretch of time touches a
+    // round of each example rather than every round of one (short kernels like matmul
+    // moved by 2x between runs when their rounds were consecutive).
+    for _ in 0..rounds {
+        for ex in &mut examples {
+            let name = ex.name;
+            let hash = smartnodes_examples::portable::output_hash(&ex.expected);
             for (k, timer) in [&mut native_timer, &mut portable].into_iter().enumerate() {
-                times[k].push(best_of(runs, || {
+                ex.times[k].push(best_of(runs, || {
                     let (d, h) = timer.run(name).expect("native-timer");
                     assert_eq!(h, hash, "{name}: native build {k} disagrees");
                     d
                 }));
             }
-            for (k, p) in modes.iter().enumerate() {
+            for (k, p) in ex.modes.iter().enumerate() {
                 let mut fuel = 0;
-                times[k + 2].push(best_of(runs, || {
-                    let (out, f, d) = run(p, &input);
-                    assert_eq!(out, expected, "{name}: mode {k} disagrees with native");
+                ex.times[k + 2].push(best_of(runs, || {
+                    let (out, f, d) = run(p, &ex.input);
+                    assert_eq!(out, ex.expected, "{name}: mode {k} disagrees with native");
                     fuel = f;
                     d
                 }));
                 match p.mode {
-                    Mode::WasmtimeFuel => fuels.0 = fuel,
-                    Mode::Meter => fuels.1 = fuel,
+                    Mode::WasmtimeFuel => ex.fuels.0 = fuel,
+                    Mode::Meter => ex.fuels.1 = fuel,
                     Mode::Plain | Mode::MeterNoNan => {}
                 }
             }
         }
+    }
+    for ex in examples {
+        let (name, fuels, times) = (ex.name, ex.fuels, ex.times);
         assert_eq!(fuels.0, fuels.1, "{name}: fuel counts differ");
         let [n, f, p, w, m, nn] = times.map(median);
         fair.push((
