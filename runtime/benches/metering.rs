@@ -2,7 +2,8 @@
 //! by side in one run, for every example — wasmtime's fuel + NaN canonicalisation
 //! (`Metering::Wasmtime`) and the in-wasm rewrite (`Metering::Instrumented`). Medians over
 //! interleaved rounds (`SMARTNODES_BENCH_ROUNDS`, default 7) of each variant's best of
-//! `SMARTNODES_BENCH_BEST_OF` runs in the round (default 3, as the meter's kernels bench);
+//! `SMARTNODES_BENCH_BEST_OF` runs in the round (default 3, as the meter's kernels bench; a
+//! round runs every variant of every example);
 //! ratios are to native.
 //! Both native columns come from self-timing helper processes
 //! (`smartnodes_examples::portable::NativeTimer`): "native" is the plain release build,
@@ -72,40 +73,63 @@ fn main() {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (mut r_wt, mut r_in, mut r_inp) = (Vec::new(), Vec::new(), Vec::new());
-    for (name, input) in workloads() {
-        let wasm = smartnodes_examples::module(name).unwrap();
-        let m_wt = wasmtime.load(wasm, &limits).unwrap().expect("valid");
-        let m_in = ours.load(wasm, &limits).unwrap().expect("valid");
-        let task = TaskInput::new(input.clone());
-        let (mut nat, mut port, mut wt, mut ins) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut fuel = (0, 0);
-        for _ in 0..rounds {
-            let expected = native(name, &input);
-            let hash = smartnodes_examples::portable::output_hash(&expected);
-            for (timer, times) in [(&mut native_timer, &mut nat), (&mut portable, &mut port)] {
+    // Every example loaded once; a round runs every variant of every example, so that a
+    // disturbed stretch of time touches a round of each rather than every round of one.
+    struct Example<M> {
+        name: &'static str,
+        task: TaskInput,
+        expected: Vec<u8>,
+        modules: [M; 2],
+        // native, native portable, wasmtime fuel, instrumented
+        times: [Vec<Duration>; 4],
+        fuel: [u64; 2],
+    }
+    let mut examples: Vec<_> = workloads()
+        .into_iter()
+        .map(|(name, input)| {
+            let wasm = smartnodes_examples::module(name).unwrap();
+            Example {
+                name,
+                expected: native(name, &input),
+                task: TaskInput::new(input),
+                modules: [
+                    wasmtime.load(wasm, &limits).unwrap().expect("valid"),
+                    ours.load(wasm, &limits).unwrap().expect("valid"),
+                ],
+                times: Default::default(),
+                fuel: [0; 2],
+            }
+        })
+        .collect();
+    for _ in 0..rounds {
+        for ex in &mut examples {
+            let name = ex.name;
+            let hash = smartnodes_examples::portable::output_hash(&ex.expected);
+            let [nat, port, wt, ins] = &mut ex.times;
+            for (timer, times) in [(&mut native_timer, nat), (&mut portable, port)] {
                 times.push(best_of(runs, || {
                     let (d, h) = timer.run(name).expect("native-timer");
                     assert_eq!(h, hash, "{name}: a native build disagrees");
                     d
                 }));
             }
-            let mut used = [0u64; 2];
-            for (k, (rt, module, times)) in [(&wasmtime, &m_wt, &mut wt), (&ours, &m_in, &mut ins)]
-                .into_iter()
-                .enumerate()
-            {
+            for (k, (rt, times)) in [(&wasmtime, wt), (&ours, ins)].into_iter().enumerate() {
                 times.push(best_of(runs, || {
                     let t = Instant::now();
-                    let o = rt.run_module(module, &task, &limits).unwrap();
+                    let o = rt.run_module(&ex.modules[k], &ex.task, &limits).unwrap();
                     let elapsed = t.elapsed();
                     assert_eq!(o.verdict, Verdict::Completed, "{name}: {}", o.detail);
-                    assert_eq!(o.output, expected, "{name}: sandbox and native disagree");
-                    used[k] = o.fuel_used;
+                    assert_eq!(o.output, ex.expected, "{name}: sandbox and native disagree");
+                    ex.fuel[k] = o.fuel_used;
                     elapsed
                 }));
             }
-            fuel = (used[0], used[1]);
         }
+    }
+    for ex in examples {
+        let name = ex.name;
+        let fuel = (ex.fuel[0], ex.fuel[1]);
+        let [nat, port, wt, ins] = ex.times;
         assert_eq!(fuel.0, fuel.1, "{name}: the meterings count different fuel");
         let (n, p, a, b) = (median(nat), median(port), median(wt), median(ins));
         let rp = b.as_secs_f64() / p.as_secs_f64();

@@ -111,6 +111,8 @@ fn smith_modules_metering_is_transparent() {
     let started = Instant::now();
     let (mut modules, mut completed, mut trapped, mut fuel_compared) = (0, 0, 0, 0);
     let (mut fused_loops, mut refunds) = (0, 0);
+    // Loops the rewrite emits differently: counted, unrolled, bounded (prepaid copy).
+    let mut shaped = [0u32; 3];
     for seed in 0..n {
         if started.elapsed() > limit {
             break;
@@ -126,6 +128,9 @@ fn smith_modules_metering_is_transparent() {
         modules += 1;
         fused_loops += metered.stats.fused_loops;
         refunds += metered.stats.refunds;
+        shaped[0] += metered.stats.counted_loops;
+        shaped[1] += metered.stats.unrolled_loops;
+        shaped[2] += metered.stats.bounded_loops;
         for func in exported_funcs(&plain, &wasm) {
             if func.starts_with(smartnodes_meter::RESERVED_PREFIX) {
                 continue;
@@ -186,8 +191,12 @@ fn smith_modules_metering_is_transparent() {
         }
     }
     eprintln!(
-        "{modules} modules ({fused_loops} fused loops, {refunds} refunds), {completed} completed \
-         calls ({fuel_compared} fuel counts equal), {trapped} equal traps, in {:?}",
+        "{modules} modules ({fused_loops} fused loops, {refunds} refunds; {} counted, {} \
+         unrolled, {} bounded), {completed} completed calls ({fuel_compared} fuel counts \
+         equal), {trapped} equal traps, in {:?}",
+        shaped[0],
+        shaped[1],
+        shaped[2],
         started.elapsed()
     );
     assert!(modules >= 10, "only {modules} modules ran");

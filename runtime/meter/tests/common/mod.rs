@@ -23,6 +23,9 @@ pub enum EngineKind {
     Canon,
     /// Engine fuel (the reference for fuel counts).
     Fuel,
+    /// Engine fuel and NaN canonicalisation: the reference for runs whose control flow
+    /// or results depend on NaN bits.
+    FuelCanon,
 }
 
 /// The engine's native stack limit in the tests: far more than the meter's depth limit
@@ -43,8 +46,9 @@ pub fn on_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
 
 pub fn engine(kind: EngineKind) -> Engine {
     let mut config = Config::new();
-    config.consume_fuel(kind == EngineKind::Fuel);
-    config.cranelift_nan_canonicalization(kind == EngineKind::Canon);
+    config.consume_fuel(matches!(kind, EngineKind::Fuel | EngineKind::FuelCanon));
+    config
+        .cranelift_nan_canonicalization(matches!(kind, EngineKind::Canon | EngineKind::FuelCanon));
     config.relaxed_simd_deterministic(true);
     // No backtraces (as in the runtime): capturing one for a trap thousands of frames deep
     // took ~15 s per call on a wasm-smith module.
