@@ -242,3 +242,41 @@ fn built_in_examples_run_by_name() {
         "lists the examples"
     );
 }
+
+/// `--metering instrumented` runs the in-wasm meter: the same verdict, output and fuel as
+/// the default for a completing example, a trapping fixture and one out of fuel, under an
+/// engine fingerprint of its own.
+#[test]
+fn metering_flag_keeps_verdict_output_and_fuel() {
+    let cases: [(&str, &[u8], &[&str]); 3] = [
+        ("example:mandelbrot", b"40 30 200 -2.0 -1.2 1.0 1.2", &[]),
+        ("unreachable.wat", b"", &[]),
+        ("infinite_loop.wat", b"", &["--fuel", "100000"]),
+    ];
+    for (module, input, extra) in cases {
+        let module = if module.starts_with("example:") {
+            module.to_string()
+        } else {
+            fixtures().join(module).to_str().unwrap().to_string()
+        };
+        let [default, ours] = ["wasmtime", "instrumented"].map(|metering| {
+            let mut args = vec![module.as_str(), "--json", "--metering", metering];
+            args.extend_from_slice(extra);
+            json(&run_with_stdin(&args, input))
+        });
+        for field in ["verdict", "fuel_used", "output_hash", "output_len"] {
+            assert_eq!(default[field], ours[field], "{module}: {field}");
+        }
+        assert_ne!(
+            default["engine_fingerprint"], ours["engine_fingerprint"],
+            "{module}"
+        );
+    }
+    let bad = run_with_stdin(&["example:primes", "--metering", "fast"], b"10");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("instrumented"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
