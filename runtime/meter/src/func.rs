@@ -303,16 +303,7 @@ impl Emitter<'_> {
             // p + iterations left × c < 2^32, iterations left = (k or 2^32 for 0) / step.
             self.ins(I::LocalGet(local(p.local)));
             self.ins(I::I64ExtendI32U);
-            self.ins(I::I64Const(1 << 32));
-            self.ins(I::LocalGet(counter));
-            self.ins(I::I64ExtendI32U);
-            self.ins(I::LocalGet(counter));
-            self.ins(I::I32Eqz);
-            self.ins(I::Select);
-            self.ins(I::I64Const(i64::from(counted.shift)));
-            self.ins(I::I64ShrU);
-            self.ins(I::I64Const(i64::from(p.step)));
-            self.ins(I::I64Mul);
+            self.iterations_cost(counter, counted.shift, u64::from(p.step));
             self.ins(I::I64Add);
             self.ins(I::I64Const(1 << 32));
             self.ins(I::I64LtU);
@@ -386,7 +377,8 @@ impl Emitter<'_> {
     }
 
     /// Pushes `(distance / 2^shift) × cost` (i64) for the i32 `distance` in local
-    /// `distance`, a distance of 0 counting as 2^32 (a counter that wraps round).
+    /// `distance`, a distance of 0 counting as 2^32 (a counter that wraps round): the cost
+    /// of the iterations a counter has left, or how far a pointer moves in them.
     fn iterations_cost(&mut self, distance: u32, shift: u32, cost: u64) {
         self.ins(I::I64Const(1 << 32));
         self.ins(I::LocalGet(distance));
