@@ -130,16 +130,22 @@ impl Emitter<'_> {
         self.stats.checks += 1;
     }
 
+    /// `$fuel = $fuel <op> value`: the one shape every charge, refund and adjustment
+    /// of the counter local takes.
+    fn counter_arith(&mut self, value: i64, op: I<'static>) {
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::I64Const(value));
+        self.ins(op);
+        self.ins(I::LocalSet(self.fuel));
+    }
+
     /// Subtracts a static cost from the counter (checks come at loop edges, function
     /// entries and bulk operations: [`Emitter::charge_with_threshold`]).
     fn charge(&mut self, cost: u64) {
         if cost == 0 {
             return;
         }
-        self.ins(I::LocalGet(self.fuel));
-        self.ins(I::I64Const(cost as i64));
-        self.ins(I::I64Sub);
-        self.ins(I::LocalSet(self.fuel));
+        self.counter_arith(cost as i64, I::I64Sub);
         self.stats.charges += 1;
     }
 
@@ -155,28 +161,19 @@ impl Emitter<'_> {
     /// at most `i64::MAX`, and every charge is followed by a check at a threshold above
     /// `-2^53`.
     fn charge_with_threshold(&mut self, cost: u64, threshold: i64) {
-        let charge = |e: &mut Self| {
-            e.ins(I::LocalGet(e.fuel));
-            e.ins(I::I64Const(cost as i64));
-            e.ins(I::I64Sub);
-            e.ins(I::LocalSet(e.fuel));
-        };
         self.ins(I::LocalGet(self.fuel));
         self.ins(I::I64Const(threshold + cost as i64));
         self.ins(I::I64LtS);
         self.ins(I::If(BlockType::Empty));
         if cost > 0 {
-            charge(self);
+            self.counter_arith(cost as i64, I::I64Sub);
         }
         self.flush();
         self.ins(I::I32Const(Status::OutOfFuel as i32));
         self.ins(I::GlobalSet(self.info.status_global));
         self.ins(I::Unreachable);
         self.ins(I::End);
-        if cost > 0 {
-            charge(self);
-            self.stats.charges += 1;
-        }
+        self.charge(cost);
         self.stats.checks += 1;
     }
 
@@ -359,10 +356,7 @@ impl Emitter<'_> {
         if delta == 0 {
             return;
         }
-        self.ins(I::LocalGet(self.fuel));
-        self.ins(I::I64Const(delta));
-        self.ins(I::I64Add);
-        self.ins(I::LocalSet(self.fuel));
+        self.counter_arith(delta, I::I64Add);
         self.stats.charges += 1;
     }
 
@@ -493,10 +487,7 @@ impl Emitter<'_> {
         if cost == 0 {
             return;
         }
-        self.ins(I::LocalGet(self.fuel));
-        self.ins(I::I64Const(cost as i64));
-        self.ins(I::I64Add);
-        self.ins(I::LocalSet(self.fuel));
+        self.counter_arith(cost as i64, I::I64Add);
         self.stats.refunds += 1;
     }
 

@@ -138,6 +138,11 @@ const UNROLL_MAX_OPS: usize = 24;
 /// How many copies of the body an unrolled loop runs per iteration.
 const UNROLL: u32 = 4;
 
+/// Whether `op` neither opens a frame nor ends a straight-line segment.
+fn straight_line(op: &Op<'_>) -> bool {
+    !ends_segment(op) && !matches!(op, Op::Block { .. })
+}
+
 /// The unroll factor of a counted loop whose body (between `loop` and the tail) is `body`
 /// with step `2^shift`: 4 for short straight-line bodies, 1 (not unrolled) when the body
 /// is longer or has anything but plain operators, or when `4 × step` would not fit in
@@ -150,9 +155,7 @@ const UNROLL: u32 = 4;
 /// from 3.26 ms to 2.75 ms; `primes`' 40-operator counting loop, which LLVM had already
 /// unrolled twice, went from 20.6 ms to 22.5 ms when unrolled twice more, hence the limit.
 fn unroll_factor(body: &[Op<'_>], shift: u32) -> u32 {
-    let plain = body
-        .iter()
-        .all(|op| !ends_segment(op) && !matches!(op, Op::Block { .. }));
+    let plain = body.iter().all(straight_line);
     let factor = if plain && body.len() <= UNROLL_MAX_OPS {
         UNROLL
     } else {
@@ -353,7 +356,7 @@ impl Plan {
                 Op::LocalSet { local_index } | Op::LocalTee { local_index } => {
                     *local_index != counter && bound != Bound::Local(*local_index)
                 }
-                op => !ends_segment(op) && !matches!(op, Op::Block { .. }),
+                op => straight_line(op),
             });
             if simple {
                 self.bounded[h] = Some(Bounded {

@@ -393,26 +393,20 @@ fn bounded_loops_count_exactly_at_every_budget() {
     }
     assert!(swept > 3_000, "{swept}");
     // A distance the step does not divide: the counter passes the bound and wraps round
-    // (2^30 iterations of step 4), so both run out of fuel.
-    let wasm = module("(i32.const 42)", 4, None, false);
-    let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
-    let want = run_reference(&fuel, &wasm, "run", 100_000);
-    assert_eq!(want.outcome, Outcome::OutOfFuel);
-    assert_eq!(
-        run_metered(&plain, &metered, "run", 100_000).outcome,
-        Outcome::OutOfFuel
-    );
-    // 2^32 iterations that the budget does not cover: the plain loop runs, and runs out
-    // long before the scan would leave memory (a prepaid copy would have run on, unchecked,
-    // and trapped there instead).
-    let wasm = module("(i32.const 0)", 1, None, false);
-    let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
-    let want = run_reference(&fuel, &wasm, "run", 100_000);
-    assert_eq!(want.outcome, Outcome::OutOfFuel);
-    assert_eq!(
-        run_metered(&plain, &metered, "run", 100_000).outcome,
-        Outcome::OutOfFuel
-    );
+    // (2^30 iterations of step 4). And 2^32 iterations that the budget does not cover: the
+    // plain loop runs, and runs out long before the scan would leave memory (a prepaid copy
+    // would have run on, unchecked, and trapped there instead). Both run out of fuel.
+    for (n, step) in [("(i32.const 42)", 4), ("(i32.const 0)", 1)] {
+        let wasm = module(n, step, None, false);
+        let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
+        let want = run_reference(&fuel, &wasm, "run", 100_000);
+        assert_eq!(want.outcome, Outcome::OutOfFuel, "bound {n}, step {step}");
+        assert_eq!(
+            run_metered(&plain, &metered, "run", 100_000).outcome,
+            Outcome::OutOfFuel,
+            "bound {n}, step {step}"
+        );
+    }
     // Past the end of memory: the same trap, the same memory and globals.
     let wasm = module("(i32.const 70000)", 1, None, false);
     let metered = meter(&wasm, &smartnodes_meter::MeterConfig::default());
