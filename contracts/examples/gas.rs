@@ -11,8 +11,9 @@
 use std::fmt::Write as _;
 
 use smartnodes_contracts::{
-    keccak256, sno, Address, Chain, EmbeddedEvm, Endpoint, EpochSummary, JobResult, JobResultsTree,
-    Params, PrivateKeySigner, ReputationTree, RewardTree, Role, B256, U256,
+    job_key, keccak256, sno, Address, BlacklistEntry, Chain, EmbeddedEvm, Endpoint, EpochSummary,
+    JobResult, JobResultsTree, Params, PrivateKeySigner, ReputationTree, RewardTree, Role, B256,
+    U256,
 };
 
 const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -80,32 +81,63 @@ impl Net {
     }
 }
 
-/// One epoch with `n` completed jobs and `n` rewarded workers: returns (propose, vote,
-/// execute, claim) gas.
-async fn epoch_with(endpoint: &Endpoint, deployer: PrivateKeySigner, n: usize) -> [u64; 4] {
+/// One epoch with `n` completed jobs in the results root and `n` rewarded workers, of which
+/// `released` jobs have their escrow released by the summary and `slashes` staked workers
+/// are blacklisted (and slashed): returns (propose, vote, execute, claim) gas.
+async fn epoch_with(
+    endpoint: &Endpoint,
+    deployer: PrivateKeySigner,
+    n: usize,
+    released: usize,
+    slashes: usize,
+) -> [u64; 4] {
     let net = net(endpoint, deployer).await;
     for v in &net.validators {
-        v.register_validator(keccak256(v.account()), net.params.min_validator_collateral)
+        v.register_validator(net.params.min_validator_collateral)
             .await
             .unwrap();
     }
     net.user
-        .register_user(
-            keccak256(net.user.account()),
-            net.params.min_user_collateral,
-        )
+        .register_user(net.params.min_user_collateral)
         .await
         .unwrap();
-    // n jobs, 1 SNO each, escrowed on chain one by one.
+    // `released` jobs, 1 SNO each, escrowed on chain one by one; the other results of the
+    // root are jobs of the past.
     let deadline = net.user.timestamp().await.unwrap() + 1_000_000;
-    net.user.approve_core(sno(n as u64)).await.unwrap();
+    net.user.approve_core(sno(released as u64)).await.unwrap();
     let job_ids: Vec<B256> = (0..n as u64).map(|i| keccak256(i.to_be_bytes())).collect();
-    for id in &job_ids {
+    let mut escrowed = vec![];
+    for id in &job_ids[..released] {
         net.user.request_job(*id, sno(1), deadline).await.unwrap();
+        escrowed.push(job_key(net.user.account(), *id));
+    }
+    escrowed.sort();
+    let mut cheats = vec![];
+    for _ in 0..slashes {
+        let c = net.deployer.with_signer(PrivateKeySigner::random());
+        if net.deployer.backend_name() == "json-rpc" {
+            net.deployer
+                .send_eth(c.account(), U256::from(10u128.pow(18)))
+                .await
+                .unwrap();
+        }
+        net.user
+            .transfer(c.account(), net.params.min_worker_collateral)
+            .await
+            .unwrap();
+        c.register_worker(net.params.min_worker_collateral)
+            .await
+            .unwrap();
+        cheats.push(c.account());
     }
     let epoch = 1;
-    let jobs = JobResultsTree::new(epoch, job_ids.iter().map(|id| (*id, JobResult::Completed)));
-    let pot = net.params.emission_at(epoch) + sno(n as u64);
+    let jobs = JobResultsTree::new(
+        epoch,
+        job_ids
+            .iter()
+            .map(|id| (job_key(net.user.account(), *id), JobResult::Completed)),
+    );
+    let pot = net.params.emission_at(epoch) + sno(released as u64);
     let worker_pot = pot * U256::from(net.params.worker_bps) / U256::from(10_000);
     let per_worker = worker_pot / U256::from(n);
     let workers: Vec<PrivateKeySigner> = (0..n).map(|_| PrivateKeySigner::random()).collect();
@@ -115,12 +147,19 @@ async fn epoch_with(endpoint: &Endpoint, deployer: PrivateKeySigner, n: usize) -
     let summary = EpochSummary {
         epoch,
         job_results_root: jobs.root(),
-        released_payments: sno(n as u64),
+        released_payments: sno(released as u64),
         worker_reward_root: rewards.root(),
         worker_reward_total: rewards.total(),
         reputation_root: reputation.root(),
-        blacklist: vec![],
+        blacklist: cheats
+            .iter()
+            .map(|w| BlacklistEntry {
+                worker: *w,
+                evidence: keccak256(w),
+            })
+            .collect(),
         remove_validators: vec![],
+        released_jobs: escrowed,
     };
     net.open().await;
     let info = net.deployer.round_info().await.unwrap();
@@ -133,6 +172,21 @@ async fn epoch_with(endpoint: &Endpoint, deployer: PrivateKeySigner, n: usize) -
         .unwrap();
     let vote = voter.vote(epoch, hash).await.unwrap();
     let execute = proposer.execute(&summary).await.unwrap();
+    // Claims of epoch 1 vest with epoch 1 + vesting_epochs.
+    for e in 2..=1 + net.params.vesting_epochs as u64 {
+        net.open().await;
+        let s = EpochSummary::empty(e);
+        let info = net.deployer.round_info().await.unwrap();
+        let proposer = net.proposer(info.proposers[0]);
+        let (_, hash) = proposer.propose(&s).await.unwrap();
+        let voter = net
+            .validators
+            .iter()
+            .find(|v| v.account() != proposer.account())
+            .unwrap();
+        voter.vote(e, hash).await.unwrap();
+        proposer.execute(&s).await.unwrap();
+    }
     // The last worker claims (its proof is as long as any).
     let w = net.deployer.with_signer(workers[n - 1].clone());
     if net.deployer.backend_name() == "json-rpc" {
@@ -181,19 +235,19 @@ async fn main() {
     let approve = v0.approve_core(sno(1_000_000)).await.unwrap();
     row("approve (SNO, before locking)", approve.gas_used);
     let r = v0
-        .register_validator(B256::repeat_byte(1), net.params.min_validator_collateral)
+        .register_validator(net.params.min_validator_collateral)
         .await
         .unwrap();
     row("registerValidator (locks collateral)", r.gas_used);
     for v in &net.validators[1..] {
-        v.register_validator(B256::repeat_byte(2), net.params.min_validator_collateral)
+        v.register_validator(net.params.min_validator_collateral)
             .await
             .unwrap();
     }
     let u = &net.user;
     u.approve_core(sno(1_000_000)).await.unwrap();
     let r = u
-        .register_user(B256::repeat_byte(3), net.params.min_user_collateral)
+        .register_user(net.params.min_user_collateral)
         .await
         .unwrap();
     row("registerUser (locks collateral)", r.gas_used);
@@ -204,13 +258,24 @@ async fn main() {
             .await
             .unwrap();
     }
-    let r = worker.register_worker(B256::repeat_byte(4)).await.unwrap();
-    row("registerWorker", r.gas_used);
+    u.transfer(worker.account(), net.params.min_worker_collateral)
+        .await
+        .unwrap();
+    worker
+        .approve_core(net.params.min_worker_collateral)
+        .await
+        .unwrap();
+    let r = worker
+        .register_worker(net.params.min_worker_collateral)
+        .await
+        .unwrap();
+    row("registerWorker (stakes collateral)", r.gas_used);
     let deadline = u.timestamp().await.unwrap() + 100_000;
     let failed_job = B256::repeat_byte(0xF0);
     let r = u.request_job(failed_job, sno(10), deadline).await.unwrap();
     row("requestJob (escrows payment)", r.gas_used);
-    let jobs = JobResultsTree::new(1, [(failed_job, JobResult::Failed)]);
+    let failed_key = job_key(u.account(), failed_job);
+    let jobs = JobResultsTree::new(1, [(failed_key, JobResult::Failed)]);
     let s = EpochSummary {
         job_results_root: jobs.root(),
         ..EpochSummary::empty(1)
@@ -226,23 +291,41 @@ async fn main() {
         .unwrap();
     let vote = voter.vote(1, hash).await.unwrap();
     let exec = proposer.execute(&s).await.unwrap();
-    let (result, proof) = jobs.proof(&failed_job).unwrap();
+    let (result, proof) = jobs.proof(&failed_key).unwrap();
     let refund = u.refund_job(failed_job, 1, result, proof).await.unwrap();
     row("refundJob (failed job, Merkle proof)", refund.gas_used);
     let _ = (p, vote, exec);
+    let lost = B256::repeat_byte(0xE0);
+    let now = u.timestamp().await.unwrap();
+    u.request_job(lost, sno(10), now + 1_000).await.unwrap();
+    net.deployer
+        .advance_time(1_000 + net.params.job_grace_period + 1)
+        .await
+        .unwrap();
+    let r = u.reclaim_job(lost).await.unwrap();
+    row(
+        "reclaimJob (unreported, after deadline + grace)",
+        r.gas_used,
+    );
     let unlock = worker.request_unlock(Role::Worker).await.unwrap();
     row("requestUnlock (worker)", unlock.gas_used);
 
-    // Epochs of growing size.
-    let mut base = None;
+    // Epochs of growing size: N workers and N job results, 10 jobs released, with and
+    // without 4 slashed workers; then the released jobs alone growing to the bound.
     let mut scaled = vec![];
-    for n in [10usize, 1_000, 10_000] {
-        eprintln!("epoch with {n} workers and {n} jobs...");
-        let g = epoch_with(&endpoint, deployer.clone(), n).await;
-        base.get_or_insert(g);
-        scaled.push((n, g));
+    for slashes in [0usize, 4] {
+        for n in [10usize, 1_000, 10_000] {
+            eprintln!("epoch with {n} workers and {n} job results, {slashes} slashes...");
+            let g = epoch_with(&endpoint, deployer.clone(), n, 10, slashes).await;
+            scaled.push((n, slashes, g));
+        }
     }
-    let base = base.unwrap();
+    let mut by_release = vec![];
+    for released in [0usize, 10, 100, 256] {
+        eprintln!("epoch with {released} released jobs...");
+        let g = epoch_with(&endpoint, deployer.clone(), 256, released, 0).await;
+        by_release.push((released, g));
+    }
 
     let mut md = String::new();
     writeln!(md, "# Smartnodes contracts: gas\n").unwrap();
@@ -250,7 +333,8 @@ async fn main() {
         md,
         "Measured on {backend} with `cargo run -p smartnodes-contracts --example gas -- --write`.\n\
          Gas as in the transaction receipt (21,000 intrinsic gas and calldata included). \
-         Network: 3 validators, 1 proposer per round, strict majority (2 of 3 votes)."
+         Network: 3 validators with equal stake, 1 proposer per round, strict majority of \
+         the stake (2 of 3 votes)."
     )
     .unwrap();
     writeln!(md, "\n## Single calls\n").unwrap();
@@ -262,23 +346,31 @@ async fn main() {
     writeln!(
         md,
         "\n## One epoch as it grows\n\n\
-         Each epoch: N jobs escrowed and completed (their payments released to the pot), N \
-         workers rewarded in the reward root, N workers in the reputation root. `propose` \
-         includes the proposer's vote; `vote` is the second (deciding) vote; `claim` is one \
-         worker's claim with its Merkle proof (ceil(log2 N) hashes).\n"
+         Each epoch: N workers rewarded in the reward root, N workers in the reputation root, \
+         N completed jobs in the job-results root, of which 10 (escrowed in this epoch) are \
+         released from escrow by the summary; with 0 or 4 staked workers blacklisted and \
+         slashed. `propose` includes the proposer's vote; `vote` is the second (deciding) \
+         vote; `claim` is one worker's claim with its Merkle proof (ceil(log2 N) hashes), \
+         once vested.\n"
     )
     .unwrap();
     writeln!(
         md,
-        "| N workers = N jobs | propose | vote | executeEpoch | execute vs N=10 | claim | claim vs N=10 |"
+        "| N workers = N job results | slashed | propose | vote | executeEpoch | execute vs N=10 | claim | claim vs N=10 |"
     )
     .unwrap();
-    writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|").unwrap();
-    for (n, g) in &scaled {
+    writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();
+    for (n, slashes, g) in &scaled {
+        let base = scaled
+            .iter()
+            .find(|(m, s, _)| *m == 10 && s == slashes)
+            .unwrap()
+            .2;
         writeln!(
             md,
-            "| {} | {} | {} | {} | {:.3}x | {} | {:.3}x |",
+            "| {} | {} | {} | {} | {} | {:.4}x | {} | {:.3}x |",
             n,
+            slashes,
             g[0],
             g[1],
             g[2],
@@ -290,12 +382,19 @@ async fn main() {
     }
     writeln!(
         md,
-        "\nExecution does not loop over workers or jobs: per-worker and per-job data live in \
-         the Merkle roots, so `executeEpoch` costs the same at every N (it loops only over the \
-         voters, the blacklist additions and the validator removals, all bounded by the \
-         validator set). A claim grows with the proof length, about 1,000 gas per level."
+        "\nExecution does not loop over workers or job results: per-worker and per-job data \
+         live in the Merkle roots, so `executeEpoch` costs the same at every N. It loops over \
+         the voters, the blacklist (each entry slashes one stake: two or three token \
+         transfers), the validator removals and activations (all bounded by the validator set), \
+         and the jobs whose escrow this summary releases, which it marks one by one so that a \
+         job leaves escrow once (at most `MAX_RELEASED_PER_EPOCH` = 256 per epoch):\n"
     )
     .unwrap();
+    writeln!(md, "| released jobs | propose | executeEpoch |").unwrap();
+    writeln!(md, "|---:|---:|---:|").unwrap();
+    for (r, g) in &by_release {
+        writeln!(md, "| {} | {} | {} |", r, g[0], g[2]).unwrap();
+    }
     print!("{md}");
     if write {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS-gas.md");

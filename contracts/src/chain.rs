@@ -420,33 +420,86 @@ impl Chain {
 
     // -------------------------------------------------------------- registry
 
-    /// Register as a user, locking `collateral` SNO (approved automatically).
-    pub async fn register_user(&self, node_key_hash: B256, collateral: U256) -> Result<TxReceipt> {
+    /// This account's secp256k1 public key, 64 bytes `x || y`: its node key. A node whose
+    /// libp2p identity is this key has the peer id [`crate::secp256k1_peer_id_bytes`] of it.
+    pub fn node_public_key(&self) -> [u8; 64] {
+        let point = self
+            .signer
+            .credential()
+            .verifying_key()
+            .to_encoded_point(false);
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&point.as_bytes()[1..]);
+        out
+    }
+
+    /// The node key hash this account's registrations record:
+    /// `keccak256(peer id of its secp256k1 key)`.
+    pub fn node_key_hash(&self) -> B256 {
+        crate::node_key_hash_of(&self.node_public_key())
+    }
+
+    /// Register as a user, locking `collateral` SNO (approved automatically). The node key
+    /// is this account's own key (see [`Chain::node_public_key`]).
+    pub async fn register_user(&self, collateral: U256) -> Result<TxReceipt> {
+        self.register_user_with_key(self.node_public_key(), collateral)
+            .await
+    }
+
+    /// Register as a user presenting `node_public_key`; the contract refuses any key but
+    /// the account's own (`BadNodeKey`). Exposed so that tests can prove it.
+    pub async fn register_user_with_key(
+        &self,
+        node_public_key: [u8; 64],
+        collateral: U256,
+    ) -> Result<TxReceipt> {
         self.ensure_allowance(collateral).await?;
         self.core(core::registerUserCall {
-            nodeKeyHash: node_key_hash,
+            nodePublicKey: node_public_key.to_vec().into(),
             collateral,
         })
         .await
     }
 
-    /// Register as a worker.
-    pub async fn register_worker(&self, node_key_hash: B256) -> Result<TxReceipt> {
+    /// Register as a worker, staking `collateral` SNO (approved automatically).
+    pub async fn register_worker(&self, collateral: U256) -> Result<TxReceipt> {
+        self.register_worker_with_key(self.node_public_key(), collateral)
+            .await
+    }
+
+    /// Register as a worker presenting `node_public_key` (see
+    /// [`Chain::register_user_with_key`]).
+    pub async fn register_worker_with_key(
+        &self,
+        node_public_key: [u8; 64],
+        collateral: U256,
+    ) -> Result<TxReceipt> {
+        self.ensure_allowance(collateral).await?;
         self.core(core::registerWorkerCall {
-            nodeKeyHash: node_key_hash,
+            nodePublicKey: node_public_key.to_vec().into(),
+            collateral,
         })
         .await
     }
 
-    /// Register as a validator, locking `collateral` SNO (approved automatically).
-    pub async fn register_validator(
+    /// Register as a validator, locking `collateral` SNO (approved automatically). Before
+    /// the first execution it is active at once; after, it votes from epoch
+    /// `current + activation_epochs` on.
+    pub async fn register_validator(&self, collateral: U256) -> Result<TxReceipt> {
+        self.register_validator_with_key(self.node_public_key(), collateral)
+            .await
+    }
+
+    /// Register as a validator presenting `node_public_key` (see
+    /// [`Chain::register_user_with_key`]).
+    pub async fn register_validator_with_key(
         &self,
-        node_key_hash: B256,
+        node_public_key: [u8; 64],
         collateral: U256,
     ) -> Result<TxReceipt> {
         self.ensure_allowance(collateral).await?;
         self.core(core::registerValidatorCall {
-            nodeKeyHash: node_key_hash,
+            nodePublicKey: node_public_key.to_vec().into(),
             collateral,
         })
         .await
@@ -477,17 +530,45 @@ impl Chain {
             collateral: r.collateral,
             unlock_at: r.unlockAt,
             active: r.active,
+            active_from: r.activeFrom,
         })
     }
 
-    /// The active validator set.
+    /// The active validator set (those that vote in the current epoch).
     pub async fn validators(&self) -> Result<Vec<Address>> {
         self.core_view(core::validatorsCall {}).await
     }
 
+    /// Validators registered and waiting for their activation epoch.
+    pub async fn pending_validators(&self) -> Result<Vec<Address>> {
+        self.core_view(core::pendingValidatorsCall {}).await
+    }
+
+    /// Total collateral of the active validator set: the threshold's denominator.
+    pub async fn active_stake(&self) -> Result<U256> {
+        self.core_view(core::activeStakeCall {}).await
+    }
+
+    /// The epoch whose execution blacklisted `account` (`None`: never).
+    pub async fn blacklisted_in(&self, account: Address) -> Result<Option<u64>> {
+        let e = self.core_view(core::blacklistedInCall(account)).await?;
+        Ok((!e.is_zero()).then(|| u64_of(e)))
+    }
+
+    /// When `validator` last proposed or voted (or became active).
+    pub async fn last_active_at(&self, validator: Address) -> Result<u64> {
+        self.core_view(core::lastActiveAtCall(validator)).await
+    }
+
+    /// Drop `validator` from the active set after `idle_timeout` without a proposal or vote.
+    pub async fn drop_idle(&self, validator: Address) -> Result<TxReceipt> {
+        self.core(core::dropIdleCall { validator }).await
+    }
+
     /// Whether `worker` has been blacklisted by an executed epoch.
     pub async fn is_blacklisted(&self, worker: Address) -> Result<bool> {
-        self.core_view(core::blacklistedCall(worker)).await
+        self.core_view(core::blacklistedCall { account: worker })
+            .await
     }
 
     /// Whether `validator` was removed by an executed epoch (and so cannot register again).
@@ -502,7 +583,8 @@ impl Chain {
 
     // -------------------------------------------------------------- jobs
 
-    /// Escrow `payment` SNO for `job_id` (approved automatically). Only registered users.
+    /// Escrow `payment` SNO for this account's job `job_id` (approved automatically). Only
+    /// registered users. The job's key on chain is [`crate::job_key`]`(account, job_id)`.
     pub async fn request_job(
         &self,
         job_id: B256,
@@ -518,7 +600,8 @@ impl Chain {
         .await
     }
 
-    /// Get the payment of a job back, proving that `epoch` recorded it as failed or expired.
+    /// Get the payment of this account's job back, proving that `epoch` (at or after the
+    /// one it was requested in) recorded it as failed or expired.
     pub async fn refund_job(
         &self,
         job_id: B256,
@@ -535,15 +618,22 @@ impl Chain {
         .await
     }
 
-    /// A job as stored on chain.
-    pub async fn job(&self, job_id: B256) -> Result<JobInfo> {
-        let j = self.core_view(core::jobCall { jobId: job_id }).await?;
+    /// Take back the escrow of this account's job that nobody released or refunded, once
+    /// `job_grace_period` has passed after its deadline.
+    pub async fn reclaim_job(&self, job_id: B256) -> Result<TxReceipt> {
+        self.core(core::reclaimJobCall { jobId: job_id }).await
+    }
+
+    /// A job as stored on chain, by its key ([`crate::job_key`]).
+    pub async fn job(&self, key: B256) -> Result<JobInfo> {
+        let j = self.core_view(core::jobCall { key }).await?;
         Ok(JobInfo {
             user: j.user,
             deadline: j.deadline,
             state: match j.state {
                 1 => JobState::Escrowed,
                 2 => JobState::Refunded,
+                3 => JobState::Released,
                 _ => JobState::None,
             },
             payment: j.payment,
@@ -687,6 +777,7 @@ impl Chain {
             released_payments: e.releasedPayments,
             executed_at: e.executedAt,
             votes: e.votes,
+            swept: e.swept,
         })
     }
 
@@ -706,24 +797,32 @@ impl Chain {
         .await
     }
 
-    /// Whether `votes` active votes out of `validators` pass the configured threshold.
-    pub async fn threshold_passes(&self, votes: u64, validators: u64) -> Result<bool> {
-        self.core_view(core::thresholdPassesCall {
-            votes: U256::from(votes),
-            validatorCount: U256::from(validators),
-        })
-        .await
+    /// Whether voters holding `stake` pass the configured threshold over `total` active
+    /// stake.
+    pub async fn threshold_passes(&self, stake: U256, total: U256) -> Result<bool> {
+        self.core_view(core::thresholdPassesCall { stake, total })
+            .await
     }
 
     // -------------------------------------------------------------- rewards, reputation
 
-    /// Claim this account's reward leaf of `epoch`: open once epoch `epoch + 1` has executed,
-    /// never to a blacklisted account.
+    /// Claim this account's reward leaf of `epoch`: open once epoch `epoch + vesting_epochs`
+    /// has executed, for `claim_window_epochs` more; forfeited by an account blacklisted
+    /// before it vested.
     pub async fn claim(&self, epoch: u64, amount: U256, proof: Vec<B256>) -> Result<TxReceipt> {
         self.core(core::claimCall {
             epoch: U256::from(epoch),
             amount,
             proof,
+        })
+        .await
+    }
+
+    /// Send what `epoch`'s workers left unclaimed (forfeited or never claimed) to the
+    /// treasury, once its claim window has closed. Anyone may.
+    pub async fn sweep_rewards(&self, epoch: u64) -> Result<TxReceipt> {
+        self.core(core::sweepRewardsCall {
+            epoch: U256::from(epoch),
         })
         .await
     }
@@ -798,7 +897,7 @@ mod tests {
             },
         };
         assert_send_sync(&chain);
-        assert_send(chain.register_worker(B256::ZERO));
+        assert_send(chain.register_worker(U256::ZERO));
         assert_send(chain.execute(&EpochSummary::empty(1)));
         assert_send(chain.advance_time(1));
         let signer = PrivateKeySigner::random();
@@ -808,7 +907,7 @@ mod tests {
             deployment: chain.deployment,
         };
         assert_send_sync(&rpc);
-        assert_send(rpc.register_worker(B256::ZERO));
+        assert_send(rpc.register_worker(U256::ZERO));
         assert_send(rpc.round_info());
         assert_send(rpc.advance_time(1));
     }

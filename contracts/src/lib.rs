@@ -4,7 +4,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> smartnodes_contracts::Result<()> {
-//! use smartnodes_contracts::{sno, Chain, EmbeddedEvm, Endpoint, Params, PrivateKeySigner, B256};
+//! use smartnodes_contracts::{sno, Chain, EmbeddedEvm, Endpoint, Params, PrivateKeySigner};
 //!
 //! let evm = EmbeddedEvm::new();
 //! let deployer = PrivateKeySigner::random();
@@ -14,7 +14,7 @@
 //! let chain = Chain::deploy(&Endpoint::Embedded(evm.clone()), deployer, &params, &genesis).await?;
 //!
 //! let v = chain.with_signer(validator);
-//! v.register_validator(B256::repeat_byte(7), sno(1_000)).await?;
+//! v.register_validator(sno(1_000)).await?;
 //! evm.advance_time(params.epoch_duration);
 //! let round = v.round_info().await?;
 //! assert_eq!(round.proposers, vec![v.account()]);
@@ -48,8 +48,9 @@ pub use embedded::{EmbeddedEvm, EMBEDDED_CHAIN_ID};
 pub use error::{Error, Result, Revert};
 pub use merkle::{JobResultsTree, MerkleTree, ReputationTree, RewardTree};
 pub use types::{
-    sno, BlacklistEntry, EpochRecord, EpochSummary, JobInfo, JobResult, JobState, Params,
-    ProposalInfo, Registration, Role, RoundInfo, TxReceipt, MAX_ERAS, SNO,
+    job_key, node_key_hash_of, secp256k1_peer_id_bytes, sno, BlacklistEntry, EpochRecord,
+    EpochSummary, JobInfo, JobResult, JobState, Params, ProposalInfo, Registration, Role,
+    RoundInfo, TxReceipt, MAX_ERAS, SNO,
 };
 
 /// The compiled artifacts, as committed (JSON: ABI, bytecode, compiler settings,

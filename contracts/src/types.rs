@@ -38,6 +38,8 @@ pub struct Params {
     pub min_validator_collateral: U256,
     /// SNO a user locks.
     pub min_user_collateral: U256,
+    /// SNO a worker stakes; slashed when a fraud proof against it executes.
+    pub min_worker_collateral: U256,
     /// SNO minted per executed epoch in era 0.
     pub initial_emission: U256,
     /// Emission never decays below this.
@@ -51,6 +53,30 @@ pub struct Params {
     pub worker_bps: u16,
     /// Voters' share of each epoch's pot, in basis points. The treasury gets the rest.
     pub validator_bps: u16,
+    /// Share of a slashed worker stake paid to the voters of the summary that carried the
+    /// fraud proof, in basis points; the treasury gets the rest.
+    pub slash_prover_bps: u16,
+    /// A reward of epoch `e` vests once epoch `e + vesting_epochs` has executed; a worker
+    /// blacklisted before that forfeits it.
+    pub vesting_epochs: u32,
+    /// Epochs after vesting during which a reward can be claimed; then what is left of the
+    /// epoch (unclaimed, forfeited) can be swept to the treasury.
+    pub claim_window_epochs: u32,
+    /// A validator registered in epoch `e` (after the first execution) votes from epoch
+    /// `e + activation_epochs` on.
+    pub activation_epochs: u32,
+    /// Stake that may become active per epoch, in basis points of the active stake (at
+    /// least one minimum validator collateral).
+    pub max_join_bps: u16,
+    /// Seconds without proposing or voting after which anyone may drop a validator from
+    /// the active set (not slashed).
+    pub idle_timeout: u64,
+    /// Seconds after a job's deadline after which its user may reclaim an escrow no epoch
+    /// released or refunded.
+    pub job_grace_period: u64,
+    /// The escrow held for jobs never exceeds this share of the active validator stake,
+    /// in basis points.
+    pub max_escrow_bps: u16,
     /// Where the treasury share goes.
     pub treasury: Address,
 }
@@ -59,7 +85,12 @@ impl Params {
     /// The defaults: 600-second epochs, 120-second rounds with 3 proposers, strict majority,
     /// 1,000 SNO emitted per epoch halving every 52,560 epochs (a year of 10-minute epochs)
     /// down to a 50 SNO tail, split 85 / 10 / 5 between workers, validators and `treasury`,
-    /// collateral 1,000 SNO for validators and 10 SNO for users, one day to unlock.
+    /// collateral 1,000 SNO for validators, 500 SNO for workers and 10 SNO for users, one
+    /// day to unlock; worker rewards vest for 6 epochs and can be claimed for 4,320 more
+    /// (30 days); 20 % of a slashed worker stake to the voters that proved it; validators
+    /// vote 2 epochs after registering, at most 20 % of the active stake joins per epoch,
+    /// idle for a day means droppable; a job's escrow is reclaimable an hour after its
+    /// deadline; the escrow held never exceeds 25 % of the active validator stake.
     pub fn new(treasury: Address) -> Self {
         Self {
             epoch_duration: 600,
@@ -71,14 +102,32 @@ impl Params {
             unlock_delay: 86_400,
             min_validator_collateral: sno(1_000),
             min_user_collateral: sno(10),
+            min_worker_collateral: sno(500),
             initial_emission: sno(1_000),
             tail_emission: sno(50),
             epochs_per_era: 52_560,
             era_decay_bps: 5_000,
             worker_bps: 8_500,
             validator_bps: 1_000,
+            slash_prover_bps: 2_000,
+            vesting_epochs: 6,
+            claim_window_epochs: 4_320,
+            activation_epochs: 2,
+            max_join_bps: 2_000,
+            idle_timeout: 86_400,
+            job_grace_period: 3_600,
+            max_escrow_bps: 2_500,
             treasury,
         }
+    }
+
+    /// Raises the durations the contract requires to be at least one epoch (`unlock_delay`,
+    /// `idle_timeout`, `job_grace_period`) to `epoch_duration` where they are shorter: call
+    /// it after setting a long `epoch_duration`.
+    pub fn fit_durations(&mut self) {
+        self.unlock_delay = self.unlock_delay.max(self.epoch_duration);
+        self.idle_timeout = self.idle_timeout.max(self.epoch_duration);
+        self.job_grace_period = self.job_grace_period.max(self.epoch_duration);
     }
 
     /// The emission for `epoch` under this schedule, computed off chain the way
@@ -114,6 +163,17 @@ impl Params {
             eraDecayBps: self.era_decay_bps,
             workerBps: self.worker_bps,
             validatorBps: self.validator_bps,
+            econ: core::Economics {
+                minWorkerCollateral: self.min_worker_collateral,
+                slashProverBps: self.slash_prover_bps,
+                vestingEpochs: self.vesting_epochs,
+                claimWindowEpochs: self.claim_window_epochs,
+                activationEpochs: self.activation_epochs,
+                maxJoinBps: self.max_join_bps,
+                idleTimeout: self.idle_timeout,
+                jobGracePeriod: self.job_grace_period,
+                maxEscrowBps: self.max_escrow_bps,
+            },
             treasury: self.treasury,
         }
     }
@@ -129,12 +189,21 @@ impl Params {
             unlock_delay: p.unlockDelay,
             min_validator_collateral: p.minValidatorCollateral,
             min_user_collateral: p.minUserCollateral,
+            min_worker_collateral: p.econ.minWorkerCollateral,
             initial_emission: p.initialEmission,
             tail_emission: p.tailEmission,
             epochs_per_era: p.epochsPerEra,
             era_decay_bps: p.eraDecayBps,
             worker_bps: p.workerBps,
             validator_bps: p.validatorBps,
+            slash_prover_bps: p.econ.slashProverBps,
+            vesting_epochs: p.econ.vestingEpochs,
+            claim_window_epochs: p.econ.claimWindowEpochs,
+            activation_epochs: p.econ.activationEpochs,
+            max_join_bps: p.econ.maxJoinBps,
+            idle_timeout: p.econ.idleTimeout,
+            job_grace_period: p.econ.jobGracePeriod,
+            max_escrow_bps: p.econ.maxEscrowBps,
             treasury: p.treasury,
         }
     }
@@ -145,7 +214,7 @@ impl Params {
 pub enum Role {
     /// Submits jobs; locks collateral.
     User = 0,
-    /// Runs tasks; locks nothing; can be blacklisted.
+    /// Runs tasks; stakes collateral; can be blacklisted (and is then slashed).
     Worker = 1,
     /// Schedules, verifies, proposes and votes; locks collateral; can be removed.
     Validator = 2,
@@ -190,8 +259,11 @@ pub struct EpochSummary {
     pub reputation_root: B256,
     /// Workers to blacklist.
     pub blacklist: Vec<BlacklistEntry>,
-    /// Validators to remove (they cannot register again from the same address).
+    /// Validators to remove (slashed; they cannot register again from the same address).
     pub remove_validators: Vec<Address>,
+    /// Keys ([`job_key`](crate::job_key)) of the completed jobs whose escrow this epoch
+    /// releases, strictly ascending; their payments sum to `released_payments`.
+    pub released_jobs: Vec<B256>,
 }
 
 impl EpochSummary {
@@ -226,6 +298,7 @@ impl EpochSummary {
                 })
                 .collect(),
             removeValidators: self.remove_validators.clone(),
+            releasedJobs: self.released_jobs.clone(),
         }
     }
 }
@@ -241,6 +314,8 @@ pub struct Registration {
     pub unlock_at: u64,
     /// Whether the role is active.
     pub active: bool,
+    /// Validators: the first epoch in which it votes (0 for other roles).
+    pub active_from: u64,
 }
 
 /// Where a job's escrow stands.
@@ -252,6 +327,8 @@ pub enum JobState {
     Escrowed,
     /// Payment returned to the user.
     Refunded,
+    /// Payment released by an executed epoch into its reward pot.
+    Released,
 }
 
 /// A job as the contract stores it.
@@ -259,7 +336,8 @@ pub enum JobState {
 pub struct JobInfo {
     /// Who requested it.
     pub user: Address,
-    /// Its deadline (Unix seconds).
+    /// Its deadline (Unix seconds); `job_grace_period` later an unreported job can be
+    /// reclaimed.
     pub deadline: u64,
     /// Its escrow state.
     pub state: JobState,
@@ -292,6 +370,8 @@ pub struct EpochRecord {
     pub executed_at: u64,
     /// Active votes it executed with.
     pub votes: u32,
+    /// Whether its unclaimed rewards were swept to the treasury.
+    pub swept: bool,
 }
 
 /// The proposal window of the current epoch.
@@ -329,4 +409,28 @@ pub struct TxReceipt {
     pub block_number: u64,
     /// Its hash (zero on the embedded chain, which does not sign transactions).
     pub tx_hash: B256,
+}
+
+/// The storage key of `user`'s job `job_id`: `keccak256(abi.encode(user, job_id))`, as
+/// the contract's `jobKey` computes it. Job ids are namespaced by their user; job-result
+/// leaves and released-job lists use this key.
+pub fn job_key(user: Address, job_id: B256) -> B256 {
+    keccak256((user, job_id).abi_encode())
+}
+
+/// The libp2p peer id bytes of a secp256k1 public key given as 64 bytes `x || y`: the
+/// identity multihash of its protobuf encoding, `00 25 08 02 12 21 || compressed key`.
+pub fn secp256k1_peer_id_bytes(public_key: &[u8; 64]) -> [u8; 39] {
+    let mut out = [0u8; 39];
+    out[..6].copy_from_slice(&[0x00, 0x25, 0x08, 0x02, 0x12, 0x21]);
+    out[6] = if public_key[63] & 1 == 0 { 0x02 } else { 0x03 };
+    out[7..].copy_from_slice(&public_key[..32]);
+    out
+}
+
+/// The node key hash a registration records for the account whose public key is
+/// `public_key`: `keccak256` of its secp256k1 libp2p peer id (see
+/// [`secp256k1_peer_id_bytes`]); the contract's `nodeKeyHashOf`.
+pub fn node_key_hash_of(public_key: &[u8; 64]) -> B256 {
+    keccak256(secp256k1_peer_id_bytes(public_key))
 }

@@ -56,8 +56,16 @@ pub enum Command {
     ///
     /// Fetches the executed summaries from a validator, checks each against the hash the
     /// chain executed, and claims with the Merkle proof of this account's leaf. An epoch's
-    /// rewards are claimable once the next epoch has executed (until then a fraud proof
-    /// against the worker forfeits them); later ones are listed as pending. Workers claim
-    /// automatically unless started with --no-claim.
+    /// rewards are claimable once they vest, `vesting_epochs` executions later (until then
+    /// a fraud proof against the worker forfeits them); later ones are listed as pending.
+    /// Workers claim automatically unless started with --no-claim.
     Claim(crate::commands::chain::ClaimArgs),
+    /// Why cheating does not pay: each way to cheat, its gain and its expected loss.
+    ///
+    /// For wrong outputs (1 %, 10 %, 100 % of tasks), fuel inflated x2 and x50, lazy and
+    /// copying workers, and a validator majority bought at the current stake: the most the
+    /// strategy gains, the probability it is caught at the default sample rate, and the
+    /// expected loss (stake slashed, unvested rewards forfeited). From the default parameters,
+    /// or a deployment's with --rpc-url and --deployment.
+    Economics(crate::commands::economics::EconomicsArgs),
 }

@@ -1,10 +1,13 @@
-//! A node's two keys: the libp2p ed25519 key (its peer id, and the key that signs its
-//! receipts and records) and an Ethereum secp256k1 key (its chain address, used by the
-//! contract once epochs land).
+//! A node's key: one secp256k1 key that is both its Ethereum account (its chain address)
+//! and its libp2p identity (its peer id, and the key that signs its receipts and records).
+//! One key for both is what makes the link between a peer id and a chain address provable:
+//! the contract derives the registered node key hash from the account's own public key
+//! (ARCHITECTURE.md, "Node identity"), so one peer id maps to one address and back.
 //!
-//! Both live in `DATA_DIR/keys/` with owner-only permissions (directory 0700, files 0600)
-//! and are created on first start. A file is written to a temporary name and renamed, so a
-//! crash never leaves half a key behind.
+//! It lives in `DATA_DIR/keys/eth.key` with owner-only permissions (directory 0700, file
+//! 0600) and is created on first start. The file is written to a temporary name and
+//! renamed, so a crash never leaves half a key behind. (An ed25519 `node.key` left by an
+//! older version is ignored: the peer id now follows the Ethereum key.)
 
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
@@ -32,9 +35,10 @@ pub enum IdentityError {
     },
 }
 
-/// The keys of one node.
+/// The key of one node.
 #[derive(Clone)]
 pub struct Identity {
+    /// The libp2p form of `eth`.
     keypair: Keypair,
     eth: k256::ecdsa::SigningKey,
 }
@@ -48,15 +52,31 @@ impl std::fmt::Debug for Identity {
     }
 }
 
-const NODE_KEY: &str = "node.key";
 const ETH_KEY: &str = "eth.key";
 
+/// The libp2p (secp256k1) keypair of an Ethereum key: the peer id of a node whose chain
+/// account is `key`.
+pub fn libp2p_keypair(key: &k256::ecdsa::SigningKey) -> Keypair {
+    let secret = libp2p::identity::secp256k1::SecretKey::try_from_bytes(key.to_bytes().to_vec())
+        .expect("a k256 signing key is a valid secp256k1 secret");
+    Keypair::from(libp2p::identity::secp256k1::Keypair::from(secret))
+}
+
+/// The libp2p keypair of an alloy signer (a node run with `--key-file`).
+pub fn libp2p_keypair_of(signer: &smartnodes_contracts::PrivateKeySigner) -> Keypair {
+    libp2p_keypair(signer.credential())
+}
+
 impl Identity {
-    /// Fresh keys that live only in memory (the `submit` and `status` clients).
+    /// A fresh key that lives only in memory (the `submit` and `status` clients).
     pub fn ephemeral() -> Identity {
+        Identity::from_eth(k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
+    }
+
+    fn from_eth(eth: k256::ecdsa::SigningKey) -> Identity {
         Identity {
-            keypair: Keypair::generate_ed25519(),
-            eth: k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng),
+            keypair: libp2p_keypair(&eth),
+            eth,
         }
     }
 
@@ -69,26 +89,6 @@ impl Identity {
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         set_mode(&dir, 0o700).map_err(io(&dir))?;
-
-        let node_path = dir.join(NODE_KEY);
-        let keypair = match std::fs::read(&node_path) {
-            Ok(bytes) => {
-                check_mode(&node_path)?;
-                Keypair::from_protobuf_encoding(&bytes).map_err(|e| IdentityError::Invalid {
-                    path: node_path.clone(),
-                    reason: e.to_string(),
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let keypair = Keypair::generate_ed25519();
-                let bytes = keypair
-                    .to_protobuf_encoding()
-                    .expect("ed25519 keys always encode");
-                write_private(&node_path, &bytes).map_err(io(&node_path))?;
-                keypair
-            }
-            Err(e) => return Err(io(&node_path)(e)),
-        };
 
         let eth_path = dir.join(ETH_KEY);
         let eth = match std::fs::read_to_string(&eth_path) {
@@ -110,10 +110,10 @@ impl Identity {
             }
             Err(e) => return Err(io(&eth_path)(e)),
         };
-        Ok(Identity { keypair, eth })
+        Ok(Identity::from_eth(eth))
     }
 
-    /// The libp2p keypair.
+    /// The libp2p keypair (secp256k1, the same key as the chain account).
     pub fn keypair(&self) -> &Keypair {
         &self.keypair
     }
@@ -246,7 +246,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for name in [NODE_KEY, ETH_KEY] {
+            for name in [ETH_KEY] {
                 let path = dir.path().join("keys").join(name);
                 let mode = std::fs::metadata(&path).unwrap().permissions().mode();
                 assert_eq!(mode & 0o777, 0o600, "{name}");
@@ -258,5 +258,29 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let c = Identity::load_or_create(other.path()).unwrap();
         assert_ne!(a.peer_id(), c.peer_id());
+    }
+
+    /// The peer id is the Ethereum key's, and its node key hash is the one the contract
+    /// derives from the account's public key: the registration links the two provably.
+    #[test]
+    fn the_peer_id_is_the_chain_key() {
+        let id = Identity::ephemeral();
+        let signer = id.eth_signer();
+        assert_eq!(
+            libp2p_keypair_of(&signer).public().to_peer_id(),
+            id.peer_id()
+        );
+        let point = id.eth.verifying_key().to_encoded_point(false);
+        let mut public = [0u8; 64];
+        public.copy_from_slice(&point.as_bytes()[1..]);
+        assert_eq!(
+            id.peer_id().to_bytes(),
+            smartnodes_contracts::secp256k1_peer_id_bytes(&public)
+        );
+        assert_eq!(
+            crate::epoch::ledger::node_key_hash(&id.peer_id()),
+            smartnodes_contracts::node_key_hash_of(&public)
+        );
+        assert_eq!(signer.address().into_array(), id.eth_address());
     }
 }

@@ -470,6 +470,29 @@ async fn a_worker_caught_cheating_is_blacklisted_on_chain_and_paid_nothing() {
         .is_blacklisted(cheater_address)
         .await
         .unwrap());
+    // The executed summary slashed its stake (issue 16): gone from the core, in the report.
+    let stake = chain.params.min_worker_collateral;
+    assert_eq!(
+        chain
+            .deployer
+            .registration(smartnodes_contracts::Role::Worker, cheater_address)
+            .await
+            .unwrap()
+            .collateral,
+        U256::ZERO
+    );
+    let report = net.chain_report().await.expect("a chain").unwrap();
+    let line = report
+        .nodes
+        .iter()
+        .find(|n| n.address == cheater_address)
+        .unwrap();
+    assert_eq!((line.stake, line.slashed), (U256::ZERO, stake));
+    assert_eq!(report.slashed, stake);
+    for honest in &chain.workers[1..] {
+        let line = report.nodes.iter().find(|n| n.address == *honest).unwrap();
+        assert_eq!((line.stake, line.slashed), (stake, U256::ZERO));
+    }
     run_jobs(&net, 12, 100).await;
     run_epoch(&net, 2).await;
     // The honest workers' automatic claims land; the cheater has nothing to claim.
@@ -637,17 +660,19 @@ async fn a_completed_job_releases_its_escrow_into_the_next_pot() {
     let chain = net.chain.as_ref().unwrap();
     // A registered user escrows 100 SNO for its job (after submitting it: its id is known
     // then), in epoch 1.
-    let user = chain.bank.with_signer(PrivateKeySigner::random());
+    // The user submits with its own key: the job's owner is the account that escrows it.
+    let identity = smartnodes::identity::Identity::ephemeral();
+    let user = chain.bank.with_signer(identity.eth_signer());
     chain
         .bank
         .send_eth(user.account(), U256::from(10u64).pow(U256::from(18u64)))
         .await
         .unwrap();
     chain.bank.transfer(user.account(), sno(200)).await.unwrap();
-    user.register_user(B256::repeat_byte(7), chain.params.min_user_collateral)
+    user.register_user(chain.params.min_user_collateral)
         .await
         .unwrap();
-    let session = UserSession::connect(net.validators[0].addr())
+    let session = UserSession::connect_as(net.validators[0].addr(), identity)
         .await
         .unwrap();
     let job = JobRequestSpec {

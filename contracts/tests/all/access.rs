@@ -1,8 +1,8 @@
 //! Every privileged function reverts for every wrong caller.
 
 use smartnodes_contracts::{
-    sno, Chain, EpochSummary, JobResult, JobResultsTree, Result, RewardTree, Role, TxReceipt, B256,
-    U256,
+    job_key, sno, Chain, EpochSummary, JobResult, JobResultsTree, Result, RewardTree, Role,
+    TxReceipt, B256, U256,
 };
 
 use crate::common::{assert_revert, Net};
@@ -16,6 +16,7 @@ enum Call {
     Execute(EpochSummary),
     RequestJob,
     RefundJob(B256, u64, Vec<B256>),
+    ReclaimJob(B256),
     RequestUnlock(Role),
     Withdraw(Role),
     Claim(u64, U256, Vec<B256>),
@@ -37,6 +38,7 @@ impl Call {
                 c.refund_job(*id, *epoch, JobResult::Failed, proof.clone())
                     .await
             }
+            Call::ReclaimJob(id) => c.reclaim_job(*id).await,
             Call::RequestUnlock(role) => c.request_unlock(*role).await,
             Call::Withdraw(role) => c.withdraw_collateral(*role).await,
             Call::Claim(epoch, amount, proof) => c.claim(*epoch, *amount, proof.clone()).await,
@@ -54,7 +56,8 @@ async fn every_privileged_function_rejects_every_wrong_caller() {
     let job_id = B256::repeat_byte(0x11);
     let deadline = user.timestamp().await.unwrap() + 100_000;
     user.request_job(job_id, sno(5), deadline).await.unwrap();
-    let jobs = JobResultsTree::new(1, [(job_id, JobResult::Failed)]);
+    let key = job_key(user.account(), job_id);
+    let jobs = JobResultsTree::new(1, [(key, JobResult::Failed)]);
     let rewards = RewardTree::new(1, [(worker.account(), sno(7))]).unwrap();
     let s1 = EpochSummary {
         job_results_root: jobs.root(),
@@ -63,7 +66,7 @@ async fn every_privileged_function_rejects_every_wrong_caller() {
         ..EpochSummary::empty(1)
     };
     net.run_epoch(&s1).await;
-    let (_, job_proof) = jobs.proof(&job_id).unwrap();
+    let (_, job_proof) = jobs.proof(&key).unwrap();
     let (amount, reward_proof) = rewards.proof(&worker.account()).unwrap();
 
     // Epoch 2: an open proposal to vote on and execute.
@@ -121,9 +124,11 @@ async fn every_privileged_function_rejects_every_wrong_caller() {
         // Only the job's user gets its refund.
         (
             Call::RefundJob(job_id, 1, job_proof.clone()),
-            not_job_owner,
+            not_job_owner.clone(),
             "NotJobOwner",
         ),
+        // Only the job's user reclaims it (job ids are namespaced by their user).
+        (Call::ReclaimJob(job_id), not_job_owner, "NotJobOwner"),
         // Only registered accounts leave a role; only they withdraw.
         (
             Call::RequestUnlock(Role::Validator),
@@ -180,10 +185,10 @@ async fn every_privileged_function_rejects_every_wrong_caller() {
     user.refund_job(job_id, 1, JobResult::Failed, job_proof)
         .await
         .unwrap();
-    // Claims for epoch 1 open once epoch 2 has executed.
+    // Claims for epoch 1 open once epoch 2 has executed (it vests with it).
     assert_revert(
         worker.claim(1, amount, reward_proof.clone()).await,
-        "EpochNotExecuted",
+        "NotVested",
     );
     let voter = non_proposers[0];
     voter.vote(2, s2.hash()).await.unwrap();

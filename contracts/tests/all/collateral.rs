@@ -2,7 +2,7 @@
 
 use smartnodes_contracts::{sno, Role, B256};
 
-use crate::common::{assert_revert, key_hash, Net, GENESIS_SNO};
+use crate::common::{assert_revert, Net, GENESIS_SNO};
 
 #[tokio::test]
 async fn validator_collateral_locks_and_unlocks_only_after_the_delay() {
@@ -19,7 +19,7 @@ async fn validator_collateral_locks_and_unlocks_only_after_the_delay() {
         .unwrap();
     assert!(r.active);
     assert_eq!(r.collateral, locked);
-    assert_eq!(r.node_key_hash, key_hash(v));
+    assert_eq!(r.node_key_hash, v.node_key_hash());
     assert_eq!(
         net.balance(core).await,
         locked * smartnodes_contracts::U256::from(2)
@@ -59,10 +59,7 @@ async fn validator_collateral_locks_and_unlocks_only_after_the_delay() {
         "UnlockNotReady",
     );
     // A validator waiting to unlock cannot register again until it has withdrawn.
-    assert_revert(
-        v.register_validator(key_hash(v), locked).await,
-        "CollateralPending",
-    );
+    assert_revert(v.register_validator(locked).await, "CollateralPending");
     // After: paid back in full, exactly once.
     net.deployer
         .advance_time(net.params.unlock_delay / 2 + 1)
@@ -76,7 +73,7 @@ async fn validator_collateral_locks_and_unlocks_only_after_the_delay() {
     );
     assert_eq!(net.balance(core).await, locked);
     // Not banned: it may come back.
-    v.register_validator(key_hash(v), locked).await.unwrap();
+    v.register_validator(locked).await.unwrap();
     assert!(net.is_validator(v.account()).await);
 }
 
@@ -106,34 +103,43 @@ async fn user_collateral_locks_and_unlocks_only_after_the_delay() {
 async fn collateral_below_the_minimum_is_refused() {
     let net = Net::new(0, 0, 0).await;
     let c = &net.outsider;
+    let one = smartnodes_contracts::U256::from(1);
     let min_v = net.params.min_validator_collateral;
     let min_u = net.params.min_user_collateral;
+    let min_w = net.params.min_worker_collateral;
     assert_revert(
-        c.register_validator(key_hash(c), min_v - smartnodes_contracts::U256::from(1))
-            .await,
+        c.register_validator(min_v - one).await,
         "InsufficientCollateral",
     );
+    assert_revert(c.register_user(min_u - one).await, "InsufficientCollateral");
     assert_revert(
-        c.register_user(key_hash(c), min_u - smartnodes_contracts::U256::from(1))
-            .await,
+        c.register_worker(min_w - one).await,
         "InsufficientCollateral",
     );
-    assert_revert(c.register_user(B256::ZERO, min_u).await, "ZeroNodeKey");
-    c.register_user(key_hash(c), min_u).await.unwrap();
-    assert_revert(
-        c.register_user(key_hash(c), min_u).await,
-        "AlreadyRegistered",
-    );
+    c.register_user(min_u).await.unwrap();
+    assert_revert(c.register_user(min_u).await, "AlreadyRegistered");
     // One registration per role: the same address can also be a worker.
-    c.register_worker(key_hash(c)).await.unwrap();
-    // A worker leaves without any wait (it locked nothing) and may return.
+    c.register_worker(min_w).await.unwrap();
+    // A worker's stake unlocks after the delay, like any collateral, and stays slashable
+    // until then; it may come back once it has withdrawn.
     c.request_unlock(Role::Worker).await.unwrap();
-    assert!(
-        !net.deployer
-            .registration(Role::Worker, c.account())
-            .await
-            .unwrap()
-            .active
+    let r = net
+        .deployer
+        .registration(Role::Worker, c.account())
+        .await
+        .unwrap();
+    assert!(!r.active);
+    assert_eq!(r.collateral, min_w);
+    assert_revert(c.register_worker(min_w).await, "CollateralPending");
+    assert_revert(c.withdraw_collateral(Role::Worker).await, "UnlockNotReady");
+    net.deployer
+        .advance_time(net.params.unlock_delay)
+        .await
+        .unwrap();
+    c.withdraw_collateral(Role::Worker).await.unwrap();
+    c.register_worker(min_w).await.unwrap();
+    assert_eq!(
+        net.balance(c.account()).await,
+        sno(GENESIS_SNO) - min_u - min_w
     );
-    c.register_worker(key_hash(c)).await.unwrap();
 }

@@ -4,8 +4,8 @@
 use std::sync::{Mutex, MutexGuard};
 
 use smartnodes_contracts::{
-    keccak256, sno, Address, Chain, EmbeddedEvm, Endpoint, EpochSummary, Error, Params,
-    PrivateKeySigner, Result, TxReceipt, B256, U256,
+    sno, Address, Chain, EmbeddedEvm, Endpoint, EpochSummary, Error, Params, PrivateKeySigner,
+    Result, TxReceipt, U256,
 };
 
 /// anvil's first dev account (its well-known private key).
@@ -24,7 +24,8 @@ pub(crate) fn rpc_url() -> Option<String> {
 }
 
 /// Parameters the tests use: 100-second epochs, long rounds (so a test never crosses a
-/// round boundary by accident on a wall-clock node), one proposer per round.
+/// round boundary by accident on a wall-clock node), one proposer per round, rewards vesting
+/// after one epoch (tests of vesting set their own window).
 pub(crate) fn test_params(treasury: Address) -> Params {
     Params {
         epoch_duration: 100,
@@ -35,12 +36,20 @@ pub(crate) fn test_params(treasury: Address) -> Params {
         tail_emission: sno(300),
         epochs_per_era: 2,
         era_decay_bps: 5_000,
+        vesting_epochs: 1,
+        claim_window_epochs: 10,
+        activation_epochs: 1,
+        idle_timeout: 50_000,
+        job_grace_period: 1_000,
+        max_escrow_bps: 10_000,
         ..Params::new(treasury)
     }
 }
 
 pub(crate) struct Net {
     pub(crate) deployer: Chain,
+    /// The deployer's key (funded with ether on every backend).
+    pub(crate) deployer_signer: PrivateKeySigner,
     endpoint: Endpoint,
     pub(crate) validators: Vec<Chain>,
     pub(crate) users: Vec<Chain>,
@@ -50,10 +59,6 @@ pub(crate) struct Net {
     pub(crate) treasury: Address,
     pub(crate) params: Params,
     _turn: Option<MutexGuard<'static, ()>>,
-}
-
-pub(crate) fn key_hash(chain: &Chain) -> B256 {
-    keccak256(chain.account())
 }
 
 impl Net {
@@ -92,7 +97,7 @@ impl Net {
             .iter()
             .map(|k| (k.address(), sno(GENESIS_SNO)))
             .collect();
-        let deployer = Chain::deploy(&endpoint, deployer_key, &params, &genesis)
+        let deployer = Chain::deploy(&endpoint, deployer_key.clone(), &params, &genesis)
             .await
             .expect("deploy");
         let chains: Vec<Chain> = keys[..v + u + w + 1]
@@ -114,22 +119,23 @@ impl Net {
             workers: chains[v + u..v + u + w].to_vec(),
             outsider: chains[v + u + w].clone(),
             deployer,
+            deployer_signer: deployer_key,
             treasury,
             params,
             _turn: turn,
         };
         for c in &net.validators {
-            c.register_validator(key_hash(c), net.params.min_validator_collateral)
+            c.register_validator(net.params.min_validator_collateral)
                 .await
                 .expect("register validator");
         }
         for c in &net.users {
-            c.register_user(key_hash(c), net.params.min_user_collateral)
+            c.register_user(net.params.min_user_collateral)
                 .await
                 .expect("register user");
         }
         for c in &net.workers {
-            c.register_worker(key_hash(c))
+            c.register_worker(net.params.min_worker_collateral)
                 .await
                 .expect("register worker");
         }
@@ -205,19 +211,45 @@ impl Net {
         let hash = summary.hash();
         let proposer = self.proposer().await;
         proposer.propose(summary).await.expect("propose");
-        let n = self.deployer.validators().await.unwrap().len() as u64;
-        let mut votes = 1;
+        let total = self.deployer.active_stake().await.unwrap();
+        let mut stake = self.stake_of(proposer.account()).await;
         for v in &self.validators {
-            if self.deployer.threshold_passes(votes, n).await.unwrap() {
+            if self.deployer.threshold_passes(stake, total).await.unwrap() {
                 break;
             }
             if v.account() == proposer.account() || !self.is_validator(v.account()).await {
                 continue;
             }
             v.vote(summary.epoch, hash).await.expect("vote");
-            votes += 1;
+            stake += self.stake_of(v.account()).await;
         }
         proposer.execute(summary).await.expect("execute")
+    }
+
+    /// A validator's collateral (its voting power while active).
+    pub(crate) async fn stake_of(&self, a: Address) -> U256 {
+        self.deployer
+            .registration(smartnodes_contracts::Role::Validator, a)
+            .await
+            .unwrap()
+            .collateral
+    }
+
+    /// A fresh account outside the net, with ether for gas (JSON-RPC) and `amount` SNO
+    /// (from the outsider).
+    pub(crate) async fn fresh_account(&self, amount: u64) -> Chain {
+        let c = self.deployer.with_signer(PrivateKeySigner::random());
+        if self.deployer.backend_name() == "json-rpc" {
+            self.deployer
+                .send_eth(c.account(), U256::from(10u128.pow(18)))
+                .await
+                .expect("fund");
+        }
+        self.outsider
+            .transfer(c.account(), sno(amount))
+            .await
+            .expect("fund SNO");
+        c
     }
 
     pub(crate) async fn is_validator(&self, a: Address) -> bool {

@@ -21,9 +21,7 @@ async fn embedded_state_survives_save_and_load() {
     .await
     .unwrap();
     let v = chain.with_signer(validator.clone());
-    v.register_validator(smartnodes_contracts::B256::repeat_byte(1), sno(1_000))
-        .await
-        .unwrap();
+    v.register_validator(sno(1_000)).await.unwrap();
     evm.advance_time(params.epoch_duration);
     let rewards = RewardTree::new(1, [(worker.address(), sno(10))]).unwrap();
     let s1 = EpochSummary {

@@ -1,7 +1,9 @@
 //! Job escrow: completed jobs release their payment to the epoch's pot; failed or expired
 //! jobs are refunded to their user.
 
-use smartnodes_contracts::{sno, EpochSummary, JobResult, JobResultsTree, JobState, B256, U256};
+use smartnodes_contracts::{
+    job_key, sno, EpochSummary, JobResult, JobResultsTree, JobState, B256, U256,
+};
 
 use crate::common::{assert_revert, Net};
 
@@ -16,16 +18,18 @@ async fn a_completed_job_releases_its_payment_to_the_reward_pot() {
     user.request_job(id, sno(200), deadline).await.unwrap();
     assert_eq!(net.balance(user.account()).await, before - sno(200));
     assert_eq!(net.deployer.total_escrowed().await.unwrap(), sno(200));
-    let job = net.deployer.job(id).await.unwrap();
+    let key = job_key(user.account(), id);
+    let job = net.deployer.job(key).await.unwrap();
     assert_eq!(job.state, JobState::Escrowed);
     assert_eq!(job.user, user.account());
     assert_eq!(job.payment, sno(200));
     assert_revert(user.request_job(id, sno(1), deadline).await, "JobExists");
 
-    let jobs = JobResultsTree::new(1, [(id, JobResult::Completed)]);
+    let jobs = JobResultsTree::new(1, [(key, JobResult::Completed)]);
     let s = EpochSummary {
         job_results_root: jobs.root(),
         released_payments: sno(200),
+        released_jobs: vec![key],
         ..EpochSummary::empty(1)
     };
     let core_before = net.balance(core).await;
@@ -37,17 +41,21 @@ async fn a_completed_job_releases_its_payment_to_the_reward_pot() {
     assert_eq!(record.released_payments, sno(200));
     assert_eq!(net.balance(net.treasury).await, sno(1_080));
     assert_eq!(net.balance(core).await, core_before - sno(200));
+    assert_eq!(
+        net.deployer.job(key).await.unwrap().state,
+        JobState::Released
+    );
     // A completed job is not refundable: not as completed, and not by pretending it failed.
-    let (result, proof) = jobs.proof(&id).unwrap();
+    let (result, proof) = jobs.proof(&key).unwrap();
     assert_eq!(result, JobResult::Completed);
     assert_revert(
         user.refund_job(id, 1, JobResult::Completed, proof.clone())
             .await,
-        "NotRefundable",
+        "JobNotEscrowed",
     );
     assert_revert(
         user.refund_job(id, 1, JobResult::Failed, proof).await,
-        "InvalidProof",
+        "JobNotEscrowed",
     );
 }
 
@@ -66,24 +74,30 @@ async fn failed_and_expired_jobs_are_refunded_to_their_user_once() {
     bob.request_job(expired, sno(40), now + 50).await.unwrap();
     alice.request_job(done, sno(5), now + 10_000).await.unwrap();
     assert_eq!(net.deployer.total_escrowed().await.unwrap(), sno(75));
+    let (failed_key, expired_key, done_key) = (
+        job_key(alice.account(), failed),
+        job_key(bob.account(), expired),
+        job_key(alice.account(), done),
+    );
     let jobs = JobResultsTree::new(
         1,
         [
-            (failed, JobResult::Failed),
-            (expired, JobResult::Expired),
-            (done, JobResult::Completed),
+            (failed_key, JobResult::Failed),
+            (expired_key, JobResult::Expired),
+            (done_key, JobResult::Completed),
         ],
     );
     net.run_epoch(&EpochSummary {
         job_results_root: jobs.root(),
         released_payments: sno(5),
+        released_jobs: vec![done_key],
         ..EpochSummary::empty(1)
     })
     .await;
     assert_eq!(net.deployer.total_escrowed().await.unwrap(), sno(70));
 
     let alice_before = net.balance(alice.account()).await;
-    let (r, proof) = jobs.proof(&failed).unwrap();
+    let (r, proof) = jobs.proof(&failed_key).unwrap();
     // The wrong epoch, or a result the root does not hold, fails.
     assert_revert(
         alice.refund_job(failed, 2, r, proof.clone()).await,
@@ -98,7 +112,7 @@ async fn failed_and_expired_jobs_are_refunded_to_their_user_once() {
     alice.refund_job(failed, 1, r, proof.clone()).await.unwrap();
     assert_eq!(net.balance(alice.account()).await, alice_before + sno(30));
     assert_eq!(
-        net.deployer.job(failed).await.unwrap().state,
+        net.deployer.job(failed_key).await.unwrap().state,
         JobState::Refunded
     );
     assert_revert(
@@ -107,7 +121,7 @@ async fn failed_and_expired_jobs_are_refunded_to_their_user_once() {
     );
 
     let bob_before = net.balance(bob.account()).await;
-    let (r, proof) = jobs.proof(&expired).unwrap();
+    let (r, proof) = jobs.proof(&expired_key).unwrap();
     assert_eq!(r, JobResult::Expired);
     bob.refund_job(expired, 1, r, proof).await.unwrap();
     assert_eq!(net.balance(bob.account()).await, bob_before + sno(40));
@@ -124,11 +138,22 @@ async fn an_epoch_cannot_release_more_than_is_escrowed() {
         .unwrap();
     net.open_proposals().await;
     let p = net.proposer().await;
-    let greedy = EpochSummary {
-        released_payments: sno(11),
-        ..EpochSummary::empty(1)
-    };
-    assert_revert(p.propose(&greedy).await, "ReleaseExceedsEscrow");
+    let key = job_key(user.account(), B256::repeat_byte(1));
+    // The released total is the listed jobs' escrow, no more and no less.
+    for (released_payments, released_jobs, error) in [
+        (sno(11), vec![], "ReleaseMismatch"),
+        (sno(11), vec![key], "ReleaseMismatch"),
+        (sno(10), vec![], "ReleaseMismatch"),
+        (sno(20), vec![key, key], "JobNotEscrowed"),
+        (sno(10), vec![B256::repeat_byte(9)], "JobNotEscrowed"),
+    ] {
+        let greedy = EpochSummary {
+            released_payments,
+            released_jobs,
+            ..EpochSummary::empty(1)
+        };
+        assert_revert(p.propose(&greedy).await, error);
+    }
     // Bad jobs are refused up front as well.
     assert_revert(
         user.request_job(B256::ZERO, sno(1), deadline).await,

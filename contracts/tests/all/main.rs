@@ -8,6 +8,7 @@ mod common;
 mod drift;
 mod embedded_state;
 mod epochs;
+mod findings;
 mod jobs;
 mod regressions;
 mod rewards;

@@ -2,7 +2,7 @@
 
 use smartnodes_contracts::{sno, EpochSummary, PrivateKeySigner, RewardTree, Role, B256, U256};
 
-use crate::common::{assert_revert, key_hash, Net};
+use crate::common::{assert_revert, Net};
 
 /// Original bug: a total (`totalCapacity`) outside the proposal hash, so an executor could
 /// pass any total and claims could drain more than the epoch minted. Here the total is part
@@ -138,12 +138,24 @@ async fn original_bug_threshold_unused_is_absent() {
             net.deployer.params().await.unwrap().threshold_numerator,
             num
         );
+        let stake = |n: u64| net.params.min_validator_collateral * U256::from(n);
         assert_eq!(
-            net.deployer.threshold_passes(2, 3).await.unwrap(),
+            net.deployer
+                .threshold_passes(stake(2), stake(3))
+                .await
+                .unwrap(),
             passes_with_two
         );
-        assert!(net.deployer.threshold_passes(3, 3).await.unwrap());
-        assert!(!net.deployer.threshold_passes(1, 3).await.unwrap());
+        assert!(net
+            .deployer
+            .threshold_passes(stake(3), stake(3))
+            .await
+            .unwrap());
+        assert!(!net
+            .deployer
+            .threshold_passes(stake(1), stake(3))
+            .await
+            .unwrap());
         net.open_proposals().await;
         let s = EpochSummary::empty(1);
         let proposer = net.proposer().await;
@@ -197,7 +209,7 @@ async fn original_bug_unlock_that_cannot_work_is_absent() {
     }
     // The validator that left can come back (it was not removed, only departed).
     let v = &net.validators[0];
-    v.register_validator(key_hash(v), net.params.min_validator_collateral)
+    v.register_validator(net.params.min_validator_collateral)
         .await
         .unwrap();
 }

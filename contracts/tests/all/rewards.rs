@@ -119,7 +119,7 @@ async fn claims_pay_exactly_their_leaf_and_only_once() {
     net.run_epoch(&s).await;
     // Claims for epoch 1 open once epoch 2 has executed.
     let (amount, proof) = rewards.proof(&workers[0].account()).unwrap();
-    assert_revert(workers[0].claim(1, amount, proof).await, "EpochNotExecuted");
+    assert_revert(workers[0].claim(1, amount, proof).await, "NotVested");
     let rewards2 = tree(2);
     net.run_epoch(&EpochSummary {
         worker_reward_root: rewards2.root(),
@@ -252,10 +252,7 @@ async fn a_worker_blacklisted_before_its_claim_opens_forfeits_the_reward() {
     .await;
     // Caught during epoch 2: its summary blacklists the cheat.
     let (amount, proof) = rewards.proof(&cheat.account()).unwrap();
-    assert_revert(
-        cheat.claim(1, amount, proof.clone()).await,
-        "EpochNotExecuted",
-    );
+    assert_revert(cheat.claim(1, amount, proof.clone()).await, "NotVested");
     net.run_epoch(&EpochSummary {
         blacklist: vec![BlacklistEntry {
             worker: cheat.account(),
@@ -264,7 +261,7 @@ async fn a_worker_blacklisted_before_its_claim_opens_forfeits_the_reward() {
         ..EpochSummary::empty(2)
     })
     .await;
-    assert_revert(cheat.claim(1, amount, proof).await, "AccountBlacklisted");
+    assert_revert(cheat.claim(1, amount, proof).await, "Forfeited");
     assert_eq!(net.balance(cheat.account()).await, before.0);
     let (amount, proof) = rewards.proof(&honest.account()).unwrap();
     honest.claim(1, amount, proof).await.unwrap();

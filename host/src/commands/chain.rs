@@ -92,8 +92,10 @@ impl ChainArgs {
     }
 }
 
-/// Registers the node on chain for its role if it is not yet (validators lock the minimum
-/// collateral, which the signer must hold in SNO).
+/// Registers the node on chain for its role if it is not yet: validators lock the minimum
+/// validator collateral and workers stake the minimum worker collateral, which the signer
+/// must hold in SNO. The node key is the signer's own key, so `peer` must be the peer id of
+/// the signer's secp256k1 key (ARCHITECTURE.md, "Node identity").
 pub async fn ensure_registered(
     config: &ChainConfig,
     signer: &PrivateKeySigner,
@@ -108,6 +110,12 @@ pub async fn ensure_registered(
         NodeRole::Worker => Role::Worker,
     };
     let key = node_key_hash(peer);
+    anyhow::ensure!(
+        key == chain.node_key_hash(),
+        "peer id {peer} is not the libp2p identity of {}'s key: a node's peer id must be its \
+         chain key",
+        chain.account()
+    );
     let reg = chain
         .registration(chain_role, chain.account())
         .await
@@ -120,28 +128,28 @@ pub async fn ensure_registered(
         );
         return Ok(());
     }
+    let params = chain.params().await?;
+    let (collateral, what) = match role {
+        NodeRole::Worker => (params.min_worker_collateral, "as a worker stakes"),
+        NodeRole::Validator => (params.min_validator_collateral, "as a validator locks"),
+    };
+    let balance = chain.token_balance(chain.account()).await?;
+    anyhow::ensure!(
+        balance >= collateral,
+        "registering {what} {collateral} SNO wei; {} holds {balance}",
+        chain.account()
+    );
     match role {
-        NodeRole::Worker => {
-            chain
-                .register_worker(key)
-                .await
-                .context("registering as a worker")?;
-        }
-        NodeRole::Validator => {
-            let collateral = chain.params().await?.min_validator_collateral;
-            let balance = chain.token_balance(chain.account()).await?;
-            anyhow::ensure!(
-                balance >= collateral,
-                "registering as a validator locks {collateral} SNO wei; {} holds {balance}",
-                chain.account()
-            );
-            chain
-                .register_validator(key, collateral)
-                .await
-                .context("registering as a validator")?;
-        }
-    }
-    tracing::info!(account = %chain.account(), ?role, "registered on chain");
+        NodeRole::Worker => chain
+            .register_worker(collateral)
+            .await
+            .context("registering as a worker")?,
+        NodeRole::Validator => chain
+            .register_validator(collateral)
+            .await
+            .context("registering as a validator")?,
+    };
+    tracing::info!(account = %chain.account(), ?role, %collateral, "registered on chain");
     Ok(())
 }
 
@@ -215,6 +223,7 @@ pub fn run(args: ChainCommand) -> Result<u8> {
                 let mut params = Params::new(signer.address());
                 params.epoch_duration = a.epoch_secs.max(1);
                 params.round_duration = a.epoch_secs.clamp(1, 120);
+                params.fit_durations();
                 let genesis = [(signer.address(), sno(a.genesis))];
                 let chain =
                     Chain::deploy(&Endpoint::Rpc(a.rpc_url.clone()), signer, &params, &genesis)
@@ -338,6 +347,7 @@ pub fn claim(args: ClaimArgs) -> Result<u8> {
         session.close().await;
         let me = chain.account();
         let current = chain.current_epoch().await?;
+        let vesting = u64::from(chain.params().await?.vesting_epochs);
         let mut claimed = Vec::new();
         let mut pending = Vec::new();
         for c in contents? {
@@ -347,8 +357,8 @@ pub fn claim(args: ClaimArgs) -> Result<u8> {
             if chain.reward_claimed(me, amount, c.epoch).await? {
                 continue;
             }
-            // Claims open once the next epoch has executed.
-            if c.epoch + 1 >= current {
+            // Claims open once the reward has vested.
+            if c.epoch + vesting >= current {
                 pending.push((c.epoch, amount));
                 continue;
             }
@@ -376,7 +386,7 @@ pub fn claim(args: ClaimArgs) -> Result<u8> {
                 writeln!(
                     out,
                     "epoch {e}: {a} SNO wei, claimable once epoch {} has executed",
-                    e + 1
+                    e + vesting
                 )?;
             }
             writeln!(out, "{me} holds {balance} SNO wei")?;

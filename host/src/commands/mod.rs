@@ -2,6 +2,7 @@
 
 pub mod chain;
 pub mod devnet;
+pub mod economics;
 pub mod keys;
 pub mod node;
 pub mod run;

@@ -70,11 +70,14 @@ pub fn run(args: NodeArgs) -> Result<u8> {
                      on chain. Devnets only."
                 );
             }
+            // The node's peer id is its chain key's (ARCHITECTURE.md, "Node identity"):
+            // with --key-file, that key's.
+            config.keypair = crate::identity::libp2p_keypair_of(&signer);
             crate::commands::chain::ensure_registered(
                 &chain,
                 &signer,
                 args.role,
-                &identity.peer_id(),
+                &config.keypair.public().to_peer_id(),
             )
             .await?;
             config.eth_signer = signer;

@@ -33,6 +33,10 @@ pub struct NodeBalance {
     pub earned: u128,
     /// SNO it claimed.
     pub claimed: u128,
+    /// SNO locked as its collateral now (a worker's stake, a validator's collateral).
+    pub stake: u128,
+    /// SNO slashed from it (a blacklisted worker, a removed validator).
+    pub slashed: u128,
 }
 
 /// What the chain says now.

@@ -900,6 +900,8 @@ fn in_process_snapshot(net: &Network, r: crate::epoch::testnet::ChainReport) -> 
                     _ => wei(n.earned),
                 },
                 claimed: wei(n.balance),
+                stake: wei(n.stake),
+                slashed: wei(n.slashed),
             })
             .collect(),
     }

@@ -246,6 +246,8 @@ impl DevnetReport {
                     node["sno_claimed"] = json!(sno(claimed));
                     node["sno_earned_wei"] = json!(earned.to_string());
                     node["sno_claimed_wei"] = json!(claimed.to_string());
+                    node["stake"] = json!(sno(b.map_or(0, |b| b.stake)));
+                    node["slashed"] = json!(sno(b.map_or(0, |b| b.slashed)));
                 }
                 node
             }).collect::<Vec<_>>(),
@@ -544,6 +546,8 @@ mod tests {
                 address: "0xabB".into(),
                 earned: 2_000_000_000_000_000_000,
                 claimed: 1_000_000_000_000_000_000,
+                stake: 500_000_000_000_000_000_000,
+                slashed: 0,
             }],
         };
         let one = report(vec![node("b", false, false)], Some(snap.clone()));

@@ -6,7 +6,7 @@
 use super::chain::{ChainSnapshot, ChainView, EpochRecord, NodeBalance};
 use super::DevnetError;
 use futures::future::BoxFuture;
-use smartnodes_contracts::{sno, Address, Chain, Endpoint, Params, PrivateKeySigner, U256};
+use smartnodes_contracts::{sno, Address, Chain, Endpoint, Params, PrivateKeySigner, Role, U256};
 use std::path::{Path, PathBuf};
 
 /// The first account of anvil's (and hardhat's) default mnemonic: public knowledge, funded
@@ -16,6 +16,9 @@ pub const ANVIL_DEV_KEY: &str =
 
 /// SNO a validator gets (its collateral is 1,000).
 const VALIDATOR_SNO: u64 = 2_000;
+/// SNO a worker gets: exactly its stake (the default minimum worker collateral), so what
+/// it holds later is what it claimed.
+const WORKER_SNO: u64 = 500;
 /// Ether (whole) each node gets for gas.
 const NODE_ETH: u64 = 10;
 
@@ -57,6 +60,8 @@ impl RpcChain {
         params.epoch_duration = epoch_secs.max(1);
         params.round_duration = epoch_secs.max(1);
         params.proposers_per_round = super::PROPOSERS_PER_ROUND;
+        params.vesting_epochs = 1;
+        params.fit_durations();
         let genesis = sno(1_000_000);
         let deployer = Chain::deploy(
             &Endpoint::Rpc(url.to_string()),
@@ -107,19 +112,22 @@ impl RpcChain {
     }
 
     /// Gives a node what it needs to register: ether for gas, and SNO for a validator's
-    /// collateral.
+    /// collateral or a worker's stake.
     pub async fn fund(&mut self, role: &'static str, address: Address) -> Result<(), DevnetError> {
         let wei = U256::from(NODE_ETH) * U256::from(10u64).pow(U256::from(18u64));
         self.deployer
             .send_eth(address, wei)
             .await
             .map_err(chain_err("sending ether"))?;
-        if role == "validator" {
-            self.deployer
-                .transfer(address, sno(VALIDATOR_SNO))
-                .await
-                .map_err(chain_err("sending SNO"))?;
-        }
+        let amount = if role == "validator" {
+            VALIDATOR_SNO
+        } else {
+            WORKER_SNO
+        };
+        self.deployer
+            .transfer(address, sno(amount))
+            .await
+            .map_err(chain_err("sending SNO"))?;
         self.nodes.push((role, address));
         Ok(())
     }
@@ -165,10 +173,13 @@ impl RpcChain {
             } else {
                 held
             };
+            let (stake, slashed) = stake_and_slash(c, role, *a).await.map_err(&e)?;
             balances.push(NodeBalance {
                 address: a.to_string(),
                 earned: wei(held),
                 claimed: wei(held),
+                stake: wei(stake),
+                slashed: wei(slashed),
             });
         }
         let supply = c.total_supply().await.map_err(&e)?;
@@ -181,6 +192,31 @@ impl RpcChain {
             balances,
         })
     }
+}
+
+/// A node's collateral locked now, and what was slashed from it: a blacklisted worker or a
+/// removed validator lost the minimum collateral of its role (what the devnet registers).
+pub async fn stake_and_slash(
+    c: &Chain,
+    role: &str,
+    a: Address,
+) -> Result<(U256, U256), smartnodes_contracts::Error> {
+    let (r, lost) = if role == "validator" {
+        (Role::Validator, c.is_validator_banned(a).await?)
+    } else {
+        (Role::Worker, c.blacklisted_in(a).await?.is_some())
+    };
+    let stake = c.registration(r, a).await?.collateral;
+    let slashed = if lost {
+        let p = c.params().await?;
+        match r {
+            Role::Validator => p.min_validator_collateral,
+            _ => p.min_worker_collateral,
+        }
+    } else {
+        U256::ZERO
+    };
+    Ok((stake, slashed))
 }
 
 impl ChainView for RpcChain {

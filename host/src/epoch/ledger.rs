@@ -10,7 +10,7 @@ use libp2p::identity::{Keypair, PublicKey};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use smartnodes_contracts::{
-    keccak256, Address, BlacklistEntry, EpochSummary, JobResult, JobResultsTree, Params,
+    job_key, keccak256, Address, BlacklistEntry, EpochSummary, JobResult, JobResultsTree, Params,
     ReputationTree, RewardTree, B256, U256,
 };
 use smartnodes_runtime::sha256;
@@ -38,6 +38,19 @@ pub fn node_key_hash(peer: &PeerId) -> B256 {
     keccak256(peer.to_bytes())
 }
 
+/// The chain address of the node whose peer id bytes are `peer`, when its libp2p key is a
+/// secp256k1 key (a node's peer id is its chain key: ARCHITECTURE.md, "Node identity"):
+/// the last 20 bytes of keccak256 of the uncompressed public key.
+pub fn address_of_peer(peer: &[u8]) -> Option<[u8; 20]> {
+    let compressed = peer.strip_prefix(&[0x00, 0x25, 0x08, 0x02, 0x12, 0x21])?;
+    let key = k256::PublicKey::from_sec1_bytes(compressed).ok()?;
+    let point = k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key, false);
+    let hash = keccak256(&point.as_bytes()[1..]);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&hash[12..]);
+    Some(out)
+}
+
 /// One accepted receipt and the chain address of its worker (checked on chain by the
 /// accepting validator and again by every validator that reads the batch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +61,10 @@ pub struct Credit {
     pub address: [u8; 20],
     /// Tasks in the receipt's job (a job completes when that many of its tasks counted).
     pub tasks: u32,
+    /// The chain address of the job's owner (derived from its spec's owner peer id by the
+    /// accepting validator; zero when unknown): job ids are namespaced by user on chain,
+    /// so the job's escrow is `job_key(user, job id)`.
+    pub user: [u8; 20],
 }
 
 /// What a validator signs: receipts it accepted, stamped with the chain epoch that was
@@ -146,8 +163,8 @@ pub struct ProposalContent {
     pub rewards: Vec<([u8; 20], [u8; 32])>,
     /// `(worker address, counted receipts)`, strictly ascending by address.
     pub scores: Vec<([u8; 20], u64)>,
-    /// `(job id, escrowed payment)` of completed jobs whose escrow this epoch releases,
-    /// strictly ascending by job id.
+    /// `(job key, escrowed payment)` of completed jobs whose escrow this epoch releases,
+    /// strictly ascending by key (`job_key(user, job id)`, the contract's escrow key).
     pub jobs: Vec<(Hash, [u8; 32])>,
 }
 
@@ -204,6 +221,7 @@ impl ProposalContent {
             worker_reward_root: rewards.root(),
             worker_reward_total: rewards.total(),
             reputation_root: reputation.root(),
+            released_jobs: self.jobs.iter().map(|(k, _)| B256::from(*k)).collect(),
             blacklist: self
                 .blacklist
                 .iter()
@@ -274,19 +292,25 @@ struct HeldCredit {
     address: [u8; 20],
     fuel: u64,
     tasks: u32,
+    user: [u8; 20],
 }
 
-/// Escrowed payments of jobs, as the chain holds them: only jobs escrowed in an epoch
-/// before the one summarised are eligible (that part of the chain no longer changes, so
-/// every validator reads the same).
+/// Escrowed payments of jobs by their on-chain key (`job_key(user, job id)`), as the chain
+/// holds them: only jobs escrowed in an epoch before the one summarised are eligible (that
+/// part of the chain no longer changes, so every validator reads the same).
 pub type Escrows = BTreeMap<Hash, U256>;
+
+/// The on-chain escrow key of `user`'s job `job`.
+pub fn escrow_key(user: &[u8; 20], job: &Hash) -> Hash {
+    job_key(Address::from(*user), B256::from(*job)).0
+}
 
 /// What counting some batches gives (before rewards).
 #[derive(Debug, Default)]
 struct Tally {
     fuel: BTreeMap<[u8; 20], u128>,
     scores: BTreeMap<[u8; 20], u64>,
-    /// Jobs complete once these batches count, not released yet.
+    /// Escrow keys of jobs complete once these batches count.
     completed: BTreeSet<Hash>,
 }
 
@@ -311,6 +335,7 @@ pub struct LedgerSnapshot {
     executed: Vec<(u64, ProposalContent)>,
     job_progress: Vec<(Hash, (u32, u32))>,
     released: Vec<Hash>,
+    job_users: Vec<(Hash, Vec<[u8; 20]>)>,
     /// The driver: the epoch it works on.
     pub epoch: u64,
     /// The driver: its last batch sequence number.
@@ -337,8 +362,10 @@ pub struct Ledger {
     executed: BTreeMap<u64, ProposalContent>,
     /// Per job: tasks counted by executed epochs, and its task count.
     job_progress: HashMap<Hash, (u32, u32)>,
-    /// Jobs whose escrow an executed epoch released.
+    /// Escrow keys of jobs whose escrow an executed epoch released.
     released: HashSet<Hash>,
+    /// Per job: the users that counted credits named (normally one, its owner).
+    job_users: HashMap<Hash, BTreeSet<[u8; 20]>>,
 }
 
 impl Ledger {
@@ -355,6 +382,7 @@ impl Ledger {
             executed: BTreeMap::new(),
             job_progress: HashMap::new(),
             released: HashSet::new(),
+            job_users: HashMap::new(),
         }
     }
 
@@ -383,6 +411,11 @@ impl Ledger {
             executed: self.executed.iter().map(|(k, v)| (*k, v.clone())).collect(),
             job_progress: self.job_progress.iter().map(|(k, v)| (*k, *v)).collect(),
             released: self.released.iter().copied().collect(),
+            job_users: self
+                .job_users
+                .iter()
+                .map(|(j, u)| (*j, u.iter().copied().collect()))
+                .collect(),
             ..LedgerSnapshot::default()
         }
     }
@@ -400,6 +433,11 @@ impl Ledger {
             executed: s.executed.into_iter().collect(),
             job_progress: s.job_progress.into_iter().collect(),
             released: s.released.into_iter().collect(),
+            job_users: s
+                .job_users
+                .into_iter()
+                .map(|(j, u)| (j, u.into_iter().collect()))
+                .collect(),
         }
     }
 
@@ -426,6 +464,7 @@ impl Ledger {
                     address: c.address,
                     fuel: b.fuel_used,
                     tasks: c.tasks,
+                    user: c.user,
                 }
             })
             .collect();
@@ -477,14 +516,18 @@ impl Ledger {
         let mut jobs: BTreeSet<Hash> = self
             .batches
             .values()
-            .flat_map(|b| b.credits.iter().map(|c| c.task.0))
+            .flat_map(|b| b.credits.iter().map(|c| escrow_key(&c.user, &c.task.0)))
             .collect();
-        jobs.extend(
-            self.job_progress
-                .iter()
-                .filter(|(j, (done, total))| done >= total && !self.released.contains(*j))
-                .map(|(j, _)| *j),
-        );
+        for (job, (done, total)) in &self.job_progress {
+            if done >= total {
+                for user in self.job_users.get(job).into_iter().flatten() {
+                    let key = escrow_key(user, job);
+                    if !self.released.contains(&key) {
+                        jobs.insert(key);
+                    }
+                }
+            }
+        }
         jobs
     }
 
@@ -539,6 +582,7 @@ impl Ledger {
         let mut seen: HashSet<(Hash, u32)> = HashSet::new();
         let mut tally = Tally::default();
         let mut progress: HashMap<Hash, (u32, u32)> = HashMap::new();
+        let mut users: HashMap<Hash, BTreeSet<[u8; 20]>> = HashMap::new();
         for id in batches {
             let held =
                 self.batches
@@ -559,6 +603,7 @@ impl Ledger {
                 }
                 *tally.fuel.entry(c.address).or_default() += u128::from(c.fuel);
                 *tally.scores.entry(c.address).or_default() += 1;
+                users.entry(c.task.0).or_default().insert(c.user);
                 let p = progress.entry(c.task.0).or_insert_with(|| {
                     let (done, _) = self.job_progress.get(&c.task.0).copied().unwrap_or((0, 0));
                     (done, c.tasks)
@@ -566,18 +611,26 @@ impl Ledger {
                 p.0 += 1;
             }
         }
-        for (job, (done, total)) in progress {
-            if done >= total && total > 0 {
-                tally.completed.insert(job);
+        // A job's escrow keys: one per user named by its counted credits, now or before.
+        let keys = |job: &Hash, now: Option<&BTreeSet<[u8; 20]>>| -> Vec<Hash> {
+            now.into_iter()
+                .flatten()
+                .chain(self.job_users.get(job).into_iter().flatten())
+                .map(|u| escrow_key(u, job))
+                .collect()
+        };
+        for (job, (done, total)) in &progress {
+            if done >= total && *total > 0 {
+                tally.completed.extend(keys(job, users.get(job)));
             }
         }
         // Completed before, not released yet (e.g. escrowed late).
         for (job, (done, total)) in &self.job_progress {
             if done >= total && *total > 0 {
-                tally.completed.insert(*job);
+                tally.completed.extend(keys(job, None));
             }
         }
-        tally.completed.retain(|j| !self.released.contains(j));
+        tally.completed.retain(|k| !self.released.contains(k));
         Ok(tally)
     }
 
@@ -715,6 +768,7 @@ impl Ledger {
                     if self.counted_tasks.insert(c.task) {
                         let p = self.job_progress.entry(c.task.0).or_insert((0, c.tasks));
                         p.0 += 1;
+                        self.job_users.entry(c.task.0).or_default().insert(c.user);
                     }
                 }
             }
@@ -786,17 +840,20 @@ mod tests {
             0,
             vec![
                 Credit {
+                    user: [0; 20],
                     receipt: receipt(&w1, 1, 0, 100),
                     address: [1; 20],
                     tasks: 2,
                 },
                 Credit {
+                    user: [0; 20],
                     receipt: receipt(&w2, 1, 1, 200),
                     address: [2; 20],
                     tasks: 2,
                 },
                 // The same task again: counted once.
                 Credit {
+                    user: [0; 20],
                     receipt: receipt(&w2, 1, 0, 999),
                     address: [2; 20],
                     tasks: 2,
@@ -840,6 +897,7 @@ mod tests {
         let v = Keypair::generate_ed25519();
         let (w1, w2) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
         let credit = |w: &Keypair, i, a| Credit {
+            user: [0; 20],
             receipt: receipt(w, 2, i, 50),
             address: [a; 20],
             tasks: 100,
@@ -928,6 +986,7 @@ mod tests {
             1,
             0,
             vec![Credit {
+                user: [0; 20],
                 receipt: receipt(&w, 1, 0, 10),
                 address: [1; 20],
                 tasks: 2,
@@ -947,6 +1006,7 @@ mod tests {
         let v = Keypair::generate_ed25519();
         let w = Keypair::generate_ed25519();
         let credit = |job: u8, i: u32| Credit {
+            user: [0; 20],
             receipt: receipt(&w, job, i, 10),
             address: [1; 20],
             tasks: 2,
@@ -960,7 +1020,7 @@ mod tests {
             vec![credit(5, 0), credit(6, 0), credit(6, 1)],
         ));
         let mut escrows = Escrows::new();
-        escrows.insert([5; 32], sno(100));
+        escrows.insert(escrow_key(&[0; 20], &[5; 32]), sno(100));
         let e1 = ledger.build(1, &escrows).unwrap();
         assert!(
             e1.jobs.is_empty(),
@@ -969,14 +1029,19 @@ mod tests {
         assert_eq!(e1.summary().unwrap().released_payments, U256::ZERO);
         ledger.on_executed(e1);
         assert!(
-            ledger.jobs_of_interest().contains(&[6; 32]),
+            ledger
+                .jobs_of_interest()
+                .contains(&escrow_key(&[0; 20], &[6; 32])),
             "completed, unreleased"
         );
 
         // Epoch 2: its second task completes it; the pot grows by its payment.
         ledger.insert_batch(&batch(&v, 2, 1, vec![credit(5, 1)]));
         let e2 = ledger.build(2, &escrows).unwrap();
-        assert_eq!(e2.jobs, vec![([5; 32], sno(100).to_be_bytes::<32>())]);
+        assert_eq!(
+            e2.jobs,
+            vec![(escrow_key(&[0; 20], &[5; 32]), sno(100).to_be_bytes::<32>())]
+        );
         let summary = e2.summary().unwrap();
         assert_eq!(summary.released_payments, sno(100));
         assert_ne!(summary.job_results_root, B256::ZERO);
@@ -988,9 +1053,12 @@ mod tests {
         ledger.on_executed(e2);
 
         // Never twice; job 6, escrowed later, is released then.
-        escrows.insert([6; 32], sno(7));
+        escrows.insert(escrow_key(&[0; 20], &[6; 32]), sno(7));
         let e3 = ledger.build(3, &escrows).unwrap();
-        assert_eq!(e3.jobs, vec![([6; 32], sno(7).to_be_bytes::<32>())]);
+        assert_eq!(
+            e3.jobs,
+            vec![(escrow_key(&[0; 20], &[6; 32]), sno(7).to_be_bytes::<32>())]
+        );
         ledger.on_executed(e3);
         assert!(ledger.build(4, &escrows).unwrap().jobs.is_empty());
     }
@@ -1000,6 +1068,7 @@ mod tests {
         let v = Keypair::generate_ed25519();
         let w = Keypair::generate_ed25519();
         let credit = |job: u8, i: u32| Credit {
+            user: [0; 20],
             receipt: receipt(&w, job, i, 10 + u64::from(i)),
             address: [1; 20],
             tasks: 3,
@@ -1014,7 +1083,7 @@ mod tests {
         let back: LedgerSnapshot = postcard::from_bytes(&bytes).unwrap();
         let restored = Ledger::restore(params(), back);
         let mut escrows = Escrows::new();
-        escrows.insert([1; 32], sno(5));
+        escrows.insert(escrow_key(&[0; 20], &[1; 32]), sno(5));
         assert_eq!(
             restored.build(2, &escrows).unwrap(),
             ledger.build(2, &escrows).unwrap()

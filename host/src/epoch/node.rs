@@ -1,7 +1,7 @@
 //! The live half of epochs: [`EpochNode`] runs inside a validator (seals and gossips the
 //! receipts it accepts, ingests other validators' batches, proposes, votes, executes) and
-//! [`Claimer`] inside a worker (claims an epoch's rewards once the next epoch has executed:
-//! the contract's window in which a fraud proof forfeits them).
+//! [`Claimer`] inside a worker (claims an epoch's rewards once they vest, `vesting_epochs`
+//! executions later: the contract's window in which a fraud proof forfeits them).
 //!
 //! Chain transactions are driven by chain state, not by memory of what was sent: every
 //! tick re-reads the round, this validator's vote and the proposals, and sends only what
@@ -9,8 +9,8 @@
 //! is therefore retried on the next tick, and one that succeeded is never sent twice.
 
 use super::ledger::{
-    limits, node_key_hash, BatchBody, Credit, EpochGossip, Escrows, Ledger, ProposalContent,
-    SignedBatch,
+    address_of_peer, limits, node_key_hash, BatchBody, Credit, EpochGossip, Escrows, Ledger,
+    ProposalContent, SignedBatch,
 };
 use super::{ChainConfig, EpochError};
 use crate::net::proto::{protocols, Gossip, Hash, JobRequest, JobResponse, Receipt};
@@ -223,10 +223,16 @@ impl EpochNode {
         let Some(address) = self.workers.lock().expect("poisoned").get(&peer).copied() else {
             return; // an unregistered worker (--devnet-open): no credit
         };
+        // The job's owner, whose escrow (keyed by its address on chain) the job releases.
+        let user = match self.store.jobs.get(&receipt.body.job_id) {
+            Ok(Some(job)) => address_of_peer(&job.spec.owner).unwrap_or_default(),
+            _ => [0; 20],
+        };
         self.pending.lock().expect("poisoned").push(Credit {
             receipt: receipt.clone(),
             address,
             tasks,
+            user,
         });
     }
 
@@ -497,7 +503,8 @@ impl EpochNode {
 
         // Execute a proposal with enough votes: its proposer at once, others after a
         // delay (in case the proposer is gone).
-        let validators = self.chain.validators().await?.len() as u64;
+        let active = self.chain.validators().await?;
+        let total = self.chain.active_stake().await?;
         for hash in &hashes {
             if !self.agrees(epoch, hash) {
                 continue;
@@ -505,11 +512,16 @@ impl EpochNode {
             let Some(p) = self.chain.proposal(epoch, *hash).await? else {
                 continue;
             };
-            if !self
-                .chain
-                .threshold_passes(p.voters.len() as u64, validators)
-                .await?
-            {
+            // Votes weigh the voters' stake (issue 16).
+            let mut stake = U256::ZERO;
+            for v in p.voters.iter().filter(|v| active.contains(v)) {
+                stake += self
+                    .chain
+                    .registration(Role::Validator, *v)
+                    .await?
+                    .collateral;
+            }
+            if !self.chain.threshold_passes(stake, total).await? {
                 continue;
             }
             if p.proposer != me && opened.elapsed() < self.cfg.grace * 4 {
@@ -823,6 +835,8 @@ pub struct Claimer {
     gas_log: GasLog,
     claimed: Mutex<Vec<(u64, U256)>>,
     heard: Mutex<Vec<PeerId>>,
+    /// Rewards of epoch `e` vest with the execution of `e + vesting_epochs`.
+    vesting_epochs: u64,
 }
 
 /// How long a claimer waits for the content of an executed epoch before skipping it.
@@ -839,6 +853,7 @@ impl Claimer {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Claimer>, EpochError> {
         let chain = Chain::connect(&cfg.endpoint, signer, cfg.deployment).await?;
+        let vesting_epochs = u64::from(chain.params().await?.vesting_epochs);
         let first = chain
             .current_epoch()
             .await?
@@ -852,6 +867,7 @@ impl Claimer {
             gas_log: cfg.gas_log.clone(),
             claimed: Mutex::default(),
             heard: Mutex::default(),
+            vesting_epochs,
         });
         let c = claimer.clone();
         tokio::spawn(async move { c.run(first, rx, shutdown).await });
@@ -920,8 +936,8 @@ impl Claimer {
         waiting_since: &mut Option<Instant>,
     ) -> Result<(), smartnodes_contracts::Error> {
         let current = self.chain.current_epoch().await?;
-        // Claims for an epoch open once the next one has executed.
-        while *next + 1 < current {
+        // Claims for an epoch open once it has vested.
+        while *next + self.vesting_epochs < current {
             let epoch = *next;
             let record = self.chain.epoch_record(epoch).await?;
             if record.executed_at == 0 {
@@ -958,8 +974,13 @@ impl Claimer {
                 if !self.chain.reward_claimed(me, amount, epoch).await? {
                     let r = match self.chain.claim(epoch, amount, proof).await {
                         Ok(r) => r,
-                        Err(e) if e.revert_name() == Some("AccountBlacklisted") => {
-                            tracing::warn!(epoch, %amount, "blacklisted: the reward is forfeited");
+                        Err(e)
+                            if matches!(
+                                e.revert_name(),
+                                Some("Forfeited" | "ClaimWindowClosed")
+                            ) =>
+                        {
+                            tracing::warn!(epoch, %amount, "{e}: the reward is lost");
                             *next += 1;
                             *waiting_since = None;
                             continue;

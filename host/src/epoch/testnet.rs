@@ -37,6 +37,9 @@ impl ChainSetup {
         params.epoch_duration = epoch_secs;
         params.round_duration = epoch_secs.max(1);
         params.proposers_per_round = 64;
+        // Rewards vest after one epoch here, so tests claim an epoch's rewards with the next.
+        params.vesting_epochs = 1;
+        params.fit_durations();
         ChainSetup {
             params,
             rpc: None,
@@ -110,6 +113,10 @@ pub struct NodeLine {
     pub balance: U256,
     /// SNO it claimed (workers) or was paid for voting (validators), from the gas log.
     pub earned: U256,
+    /// SNO locked as its collateral now (a worker's stake, a validator's collateral).
+    pub stake: U256,
+    /// SNO slashed from it (a blacklisted worker's stake, a removed validator's collateral).
+    pub slashed: U256,
 }
 
 /// What epochs did, for tests and closing notes.
@@ -129,6 +136,8 @@ pub struct ChainReport {
     pub unclaimed: U256,
     /// Job payments released from escrow into the epochs' pots.
     pub released: U256,
+    /// Collateral slashed from nodes (paid to voters and the treasury).
+    pub slashed: U256,
 }
 
 fn fmt_sno(v: U256) -> String {
@@ -172,9 +181,10 @@ impl std::fmt::Display for ChainReport {
         }
         writeln!(
             f,
-            "minted {} + released {} = earned by nodes {} + treasury {} + unclaimed {}",
+            "minted {} + released {} + slashed {} = earned by nodes {} + treasury {} + unclaimed {}",
             fmt_sno(self.minted),
             fmt_sno(self.released),
+            fmt_sno(self.slashed),
             fmt_sno(
                 self.nodes
                     .iter()
@@ -208,9 +218,11 @@ impl ChainNet {
         params.treasury = deployer.address();
         let collateral = params.min_validator_collateral;
         let bank = PrivateKeySigner::random();
+        let stake = params.min_worker_collateral;
         let genesis: Vec<(Address, U256)> = validators
             .iter()
             .map(|c| (c.eth_signer.address(), collateral))
+            .chain(workers.iter().map(|c| (c.eth_signer.address(), stake)))
             .chain([(bank.address(), sno(1_000_000))])
             .collect();
         let genesis_total = genesis.iter().fold(U256::ZERO, |a, g| a + g.1);
@@ -232,11 +244,12 @@ impl ChainNet {
         }
         let bank = deployer.with_signer(bank);
         for (i, c) in validators.iter_mut().enumerate() {
-            let peer = c.keypair.public().to_peer_id();
-            deployer
-                .with_signer(c.eth_signer.clone())
-                .register_validator(node_key_hash(&peer), collateral)
-                .await?;
+            let v = deployer.with_signer(c.eth_signer.clone());
+            debug_assert_eq!(
+                v.node_key_hash(),
+                node_key_hash(&c.keypair.public().to_peer_id())
+            );
+            v.register_validator(collateral).await?;
             let mut cc = ChainConfig::new(endpoint.clone(), deployer.deployment());
             cc.tamper = setup.tamper.contains(&i);
             // A tampering validator proposes first, so that honest ones see its proposal.
@@ -249,11 +262,12 @@ impl ChainNet {
             c.chain = Some(cc);
         }
         for c in workers.iter_mut() {
-            let peer = c.keypair.public().to_peer_id();
-            deployer
-                .with_signer(c.eth_signer.clone())
-                .register_worker(node_key_hash(&peer))
-                .await?;
+            let w = deployer.with_signer(c.eth_signer.clone());
+            debug_assert_eq!(
+                w.node_key_hash(),
+                node_key_hash(&c.keypair.public().to_peer_id())
+            );
+            w.register_worker(stake).await?;
             let mut cc = ChainConfig::new(endpoint.clone(), deployer.deployment());
             cc.grace = setup.grace;
             cc.gas_log = gas_log.clone();
@@ -342,16 +356,21 @@ impl ChainNet {
         for (role, list) in [("validator", &self.validators), ("worker", &self.workers)] {
             for a in list {
                 let balance = c.token_balance(*a).await?;
+                let (stake, slashed) = crate::devnet::rpc::stake_and_slash(c, role, *a).await?;
                 // Validators hold nothing but what voting paid (their genesis SNO is
-                // locked as collateral); workers hold what they claimed.
+                // locked as collateral); workers hold what they claimed (their genesis SNO
+                // is staked).
                 nodes.push(NodeLine {
                     role,
                     address: *a,
                     balance,
                     earned: balance,
+                    stake,
+                    slashed,
                 });
             }
         }
+        let slashed = nodes.iter().fold(U256::ZERO, |a, n| a + n.slashed);
         let supply = c.total_supply().await?;
         let treasury = c.token_balance(c.account()).await?;
         let unclaimed = epochs
@@ -369,6 +388,7 @@ impl ChainNet {
             treasury,
             unclaimed,
             released,
+            slashed,
         })
     }
 }

@@ -123,7 +123,13 @@ impl UserSession {
     /// Starts an ephemeral node (fresh keys, in-memory store, no listening) and connects to
     /// the validator at `addr` (with or without `/p2p/<id>`).
     pub async fn connect(addr: Multiaddr) -> Result<UserSession, UserError> {
-        let identity = Identity::ephemeral();
+        UserSession::connect_as(addr, Identity::ephemeral()).await
+    }
+
+    /// [`UserSession::connect`] with the user's own key: jobs it submits are owned by this
+    /// identity's peer id, so their escrow on chain is the one its account (the same key)
+    /// requests (job ids are namespaced by user on chain).
+    pub async fn connect_as(addr: Multiaddr, identity: Identity) -> Result<UserSession, UserError> {
         let store = Store::temporary()?;
         let (client, mut events, _) = net::start(identity.keypair().clone(), None).await?;
         let validator = client.dial(addr.clone()).await?;
