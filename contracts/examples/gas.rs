@@ -16,6 +16,45 @@ use smartnodes_contracts::{
     U256,
 };
 
+/// Single calls on the contract before issue 16 (commit 13f4a59), measured with that
+/// commit's `examples/gas.rs` on the embedded EVM: (call as in this table, gas, what changed).
+const BEFORE_CALLS: [(&str, u64, &str); 6] = [
+    (
+        "registerValidator (locks collateral)",
+        204_993,
+        "node key checked against the caller, peer-id hash, activation queue, stake total",
+    ),
+    (
+        "registerUser (locks collateral)",
+        114_742,
+        "node key checked against the caller",
+    ),
+    (
+        "registerWorker (stakes collateral)",
+        73_162,
+        "now locks a stake (a token transfer)",
+    ),
+    (
+        "requestJob (escrows payment)",
+        139_892,
+        "job key keccak256(user, id), request epoch, escrow cap",
+    ),
+    (
+        "refundJob (failed job, Merkle proof)",
+        53_306,
+        "request-epoch check",
+    ),
+    ("requestUnlock (worker)", 30_935, ""),
+];
+
+/// Epochs on the contract before issue 16 (commit 13f4a59), the same way: N workers, N jobs
+/// escrowed and released as one sum; (N, propose, vote, executeEpoch, claim).
+const BEFORE_EPOCHS: [(u64, u64, u64, u64, u64); 3] = [
+    (10, 192_801, 87_983, 331_640, 115_968),
+    (1_000, 192_801, 87_983, 331_640, 120_503),
+    (10_000, 192_825, 87_983, 331_664, 122_028),
+];
+
 const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 struct Row {
@@ -395,6 +434,54 @@ async fn main() {
     for (r, g) in &by_release {
         writeln!(md, "| {} | {} | {} |", r, g[0], g[2]).unwrap();
     }
+    writeln!(
+        md,
+        "\n## Before issue 16 (commit 13f4a59)\n\n\
+         Measured on embedded revm with commit 13f4a59's own \
+         `cargo run -p smartnodes-contracts --example gas` (its claim step moved after epoch \
+         2, which that commit's one-epoch vesting requires), on the same network. Workers \
+         staked nothing, node keys were unchecked hashes, and completed jobs left escrow as \
+         one sum (`releasedPayments`), recorded nowhere per job.\n"
+    )
+    .unwrap();
+    writeln!(md, "| call | before | now | change | what changed |").unwrap();
+    writeln!(md, "|---|---:|---:|---:|---|").unwrap();
+    for (call, before, why) in BEFORE_CALLS {
+        let now = rows.iter().find(|r| r.operation == call).unwrap().gas;
+        writeln!(
+            md,
+            "| {call} | {before} | {now} | {:+} | {why} |",
+            now as i64 - before as i64
+        )
+        .unwrap();
+    }
+    writeln!(
+        md,
+        "\n| N workers = N jobs | propose before | vote before | executeEpoch before | claim before | executeEpoch now, 0 / 10 jobs released |"
+    )
+    .unwrap();
+    writeln!(md, "|---:|---:|---:|---:|---:|---:|").unwrap();
+    let released_none = by_release.iter().find(|(r, _)| *r == 0).unwrap().1[2];
+    for (n, propose, vote, execute, claim) in BEFORE_EPOCHS {
+        let released_ten = scaled
+            .iter()
+            .find(|(m, s, _)| *m as u64 == n && *s == 0)
+            .unwrap()
+            .2[2];
+        writeln!(
+            md,
+            "| {n} | {propose} | {vote} | {execute} | {claim} | {released_none} / {released_ten} |"
+        )
+        .unwrap();
+    }
+    writeln!(
+        md,
+        "\nThe cost now added to `executeEpoch` is per released job (named in the summary and \
+         marked so that it leaves escrow once, bounded by 256 per epoch) and per slash; it \
+         does not grow with the workers or the job results, before or now. (The 0-released \
+         column is one measurement, at N = 256, repeated in each row.)"
+    )
+    .unwrap();
     print!("{md}");
     if write {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS-gas.md");
