@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 
 use smartnodes_contracts::{
     job_key, keccak256, sno, Address, BlacklistEntry, Chain, EmbeddedEvm, Endpoint, EpochSummary,
-    JobResult, JobResultsTree, Params, PrivateKeySigner, ReputationTree, RewardTree, Role, B256,
-    U256,
+    JobResult, JobResultsTree, Params, PrivateKeySigner, ReputationTree, RewardTree, Role,
+    TxReceipt, B256, U256,
 };
 
 /// Single calls on the contract before issue 16 (commit 13f4a59), measured with that
@@ -118,6 +118,23 @@ impl Net {
     fn proposer(&self, a: Address) -> &Chain {
         self.validators.iter().find(|v| v.account() == a).unwrap()
     }
+
+    /// Opens proposals, proposes `s` with the drawn proposer, adds a second (deciding) vote
+    /// and executes: (propose, vote, execute) receipts.
+    async fn epoch(&self, s: &EpochSummary) -> (TxReceipt, TxReceipt, TxReceipt) {
+        self.open().await;
+        let info = self.deployer.round_info().await.unwrap();
+        let proposer = self.proposer(info.proposers[0]);
+        let (propose, hash) = proposer.propose(s).await.unwrap();
+        let voter = self
+            .validators
+            .iter()
+            .find(|v| v.account() != proposer.account())
+            .unwrap();
+        let vote = voter.vote(s.epoch, hash).await.unwrap();
+        let execute = proposer.execute(s).await.unwrap();
+        (propose, vote, execute)
+    }
 }
 
 /// One epoch with `n` completed jobs in the results root and `n` rewarded workers, of which
@@ -200,31 +217,10 @@ async fn epoch_with(
         remove_validators: vec![],
         released_jobs: escrowed,
     };
-    net.open().await;
-    let info = net.deployer.round_info().await.unwrap();
-    let proposer = net.proposer(info.proposers[0]);
-    let (propose, hash) = proposer.propose(&summary).await.unwrap();
-    let voter = net
-        .validators
-        .iter()
-        .find(|v| v.account() != proposer.account())
-        .unwrap();
-    let vote = voter.vote(epoch, hash).await.unwrap();
-    let execute = proposer.execute(&summary).await.unwrap();
+    let (propose, vote, execute) = net.epoch(&summary).await;
     // Claims of epoch 1 vest with epoch 1 + vesting_epochs.
     for e in 2..=1 + net.params.vesting_epochs as u64 {
-        net.open().await;
-        let s = EpochSummary::empty(e);
-        let info = net.deployer.round_info().await.unwrap();
-        let proposer = net.proposer(info.proposers[0]);
-        let (_, hash) = proposer.propose(&s).await.unwrap();
-        let voter = net
-            .validators
-            .iter()
-            .find(|v| v.account() != proposer.account())
-            .unwrap();
-        voter.vote(e, hash).await.unwrap();
-        proposer.execute(&s).await.unwrap();
+        net.epoch(&EpochSummary::empty(e)).await;
     }
     // The last worker claims (its proof is as long as any).
     let w = net.deployer.with_signer(workers[n - 1].clone());
@@ -319,21 +315,10 @@ async fn main() {
         job_results_root: jobs.root(),
         ..EpochSummary::empty(1)
     };
-    net.open().await;
-    let info = net.deployer.round_info().await.unwrap();
-    let proposer = net.proposer(info.proposers[0]);
-    let (p, hash) = proposer.propose(&s).await.unwrap();
-    let voter = net
-        .validators
-        .iter()
-        .find(|v| v.account() != proposer.account())
-        .unwrap();
-    let vote = voter.vote(1, hash).await.unwrap();
-    let exec = proposer.execute(&s).await.unwrap();
+    net.epoch(&s).await;
     let (result, proof) = jobs.proof(&failed_key).unwrap();
     let refund = u.refund_job(failed_job, 1, result, proof).await.unwrap();
     row("refundJob (failed job, Merkle proof)", refund.gas_used);
-    let _ = (p, vote, exec);
     let lost = B256::repeat_byte(0xE0);
     let now = u.timestamp().await.unwrap();
     u.request_job(lost, sno(10), now + 1_000).await.unwrap();

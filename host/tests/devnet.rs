@@ -86,6 +86,23 @@ fn check_report(json: &Value, dir: &Path) {
     }
 }
 
+/// With a chain: each node's `stake` and `slashed` (SNO) as the devnet registers them: the
+/// cheater's 500 SNO worker stake slashed, honest workers' 500 and validators' 1,000 locked.
+fn check_stakes(json: &Value) {
+    let cheaters = json["cheaters"].as_array().unwrap();
+    for node in json["nodes"].as_array().unwrap() {
+        let (stake, slashed) = (node["stake"].as_f64(), node["slashed"].as_f64());
+        let want = if cheaters.contains(&node["peer_id"]) {
+            (0.0, 500.0)
+        } else if node["role"] == "worker" {
+            (500.0, 0.0)
+        } else {
+            (1_000.0, 0.0)
+        };
+        assert_eq!((stake, slashed), (Some(want.0), Some(want.1)), "{node:#}");
+    }
+}
+
 /// `(width, height, header length)` of a binary PGM.
 fn pgm_size(pgm: &[u8]) -> (usize, usize, usize) {
     let text = String::from_utf8_lossy(&pgm[..pgm.len().min(32)]).into_owned();
@@ -240,6 +257,7 @@ fn devnet_with_defaults_completes_every_job_correctly() {
             assert!(node["sno_earned"].as_f64().unwrap() > 0.0, "{node:#}");
         }
     }
+    check_stakes(&json);
     assert!(started.elapsed() < Duration::from_secs(180));
 }
 
@@ -383,4 +401,5 @@ fn devnet_on_anvil_gives_the_same_result() {
     let minted: u128 = json["sno_minted_wei"].as_str().unwrap().parse().unwrap();
     let claimed: u128 = json["sno_claimed_wei"].as_str().unwrap().parse().unwrap();
     assert!(minted > 0 && claimed <= minted, "{minted} {claimed}");
+    check_stakes(&json);
 }

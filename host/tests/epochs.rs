@@ -809,6 +809,8 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
         &s(&deployment),
         "--epoch-secs",
         "30",
+        "--vesting-epochs",
+        "1",
     ]);
 
     // One validator, two workers, each in its own process and data dir.
@@ -820,7 +822,9 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
         .map(|d| Identity::load_or_create(d).unwrap())
         .collect();
     for (i, id) in ids.iter().enumerate() {
-        let sno = if i == 0 { "1000" } else { "0" };
+        // The validator's collateral (1,000 SNO), each worker's stake (500 SNO): what a
+        // worker holds later is what it claimed.
+        let sno = if i == 0 { "1000" } else { "500" };
         smartnodes(&[
             "chain",
             "fund",
@@ -1011,4 +1015,71 @@ async fn separate_processes_on_json_rpc_register_run_an_epoch_and_claim() {
     );
     assert!(nodes.iter().all(|n| n["claimable"] == "0"), "{nodes:?}");
     drop(workers);
+}
+
+/// `smartnodes economics --rpc-url --deployment` reads a deployment's parameters, not the
+/// defaults: a deployment with a 1 SNO worker stake and one epoch of vesting lets inflated
+/// fuel pay (the defaults show loss > gain on every row), and the table says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a JSON-RPC chain in SMARTNODES_TEST_RPC_URL (contracts/scripts/test-both.sh runs it against anvil)"]
+async fn economics_reads_a_deployments_parameters() {
+    use smartnodes_contracts::{sno, Chain, Endpoint, Params};
+    let _turn = TURNS.lock().await;
+    let url = std::env::var("SMARTNODES_TEST_RPC_URL").expect("SMARTNODES_TEST_RPC_URL");
+    let key = std::env::var("SMARTNODES_TEST_RPC_KEY").unwrap_or_else(|_| {
+        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80".into()
+    });
+    let signer: PrivateKeySigner = key.parse().unwrap();
+    let mut params = Params::new(signer.address());
+    params.min_worker_collateral = sno(1);
+    params.vesting_epochs = 1;
+    let chain = Chain::deploy(&Endpoint::Rpc(url.clone()), signer, &params, &[])
+        .await
+        .unwrap();
+    let d = chain.deployment();
+    let tmp = tempfile::tempdir().unwrap();
+    let deployment = tmp.path().join("deployment.json");
+    std::fs::write(
+        &deployment,
+        serde_json::json!({ "core": d.core.to_string(), "token": d.token.to_string() }).to_string(),
+    )
+    .unwrap();
+    let rows = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["economics", "--json"];
+        args.extend(extra);
+        let out = smartnodes(&args);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let pays = |r: &serde_json::Value| r["gain_sno"].as_f64() >= r["loss_sno"].as_f64();
+    let defaults = rows(&[]);
+    assert!(!defaults.iter().any(pays), "{defaults:?}");
+    let deployed = rows(&[
+        "--rpc-url",
+        &url,
+        "--deployment",
+        deployment.to_str().unwrap(),
+    ]);
+    assert_eq!(deployed.len(), defaults.len());
+    let fuel50 = deployed
+        .iter()
+        .find(|r| r["strategy"] == "fuel inflated x50")
+        .unwrap();
+    assert!(pays(fuel50), "{fuel50}");
+    // Caught at 5 % per result over 100 results: 1 SNO stake + one epoch's 85 SNO unvested.
+    let p = fuel50["p_caught"].as_f64().unwrap();
+    assert!((fuel50["loss_sno"].as_f64().unwrap() - p * 86.0).abs() < 1e-6);
+    let text = smartnodes(&[
+        "economics",
+        "--rpc-url",
+        &url,
+        "--deployment",
+        deployment.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("stake 1 SNO, vesting 1 epochs"), "{text}");
+    assert!(text.contains("PAYS"), "{text}");
 }

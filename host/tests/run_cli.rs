@@ -280,3 +280,45 @@ fn metering_flag_keeps_verdict_output_and_fuel() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// `smartnodes economics` at the defaults: one row per strategy, loss > gain on every one,
+/// the JSON keys the issue names, and the README's "Why cheating does not pay" table is
+/// exactly what it prints.
+#[test]
+fn economics_at_the_defaults_shows_loss_above_gain_and_the_readme_table_is_its_output() {
+    let out = smartnodes().args(["economics", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let rows = json(&out);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    for r in rows {
+        for key in ["strategy", "gain_sno", "loss_sno", "p_caught"] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        let (gain, loss) = (
+            r["gain_sno"].as_f64().unwrap(),
+            r["loss_sno"].as_f64().unwrap(),
+        );
+        assert!(loss > gain, "{r}");
+        let p = r["p_caught"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0, "{r}");
+    }
+    let out = smartnodes().arg("economics").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches("does not pay").count(), 8, "{text}");
+    assert!(!text.contains("PAYS"), "{text}");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    assert!(
+        readme.contains(&text),
+        "README.md's economics table differs from `smartnodes economics`:\n{text}"
+    );
+    // --rpc-url needs --deployment: a usage error.
+    let out = smartnodes()
+        .args(["economics", "--rpc-url", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

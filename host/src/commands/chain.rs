@@ -183,9 +183,14 @@ struct DeployArgs {
     /// Seconds between an execution and the next epoch's proposals.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     epoch_secs: u64,
-    /// Genesis SNO minted to the deployer (to fund validators' collateral).
+    /// Genesis SNO minted to the deployer (to fund validators' collateral and workers'
+    /// stakes).
     #[arg(long, value_name = "SNO", default_value_t = 100_000)]
     genesis: u64,
+    /// Epochs a worker's reward vests before it can be claimed (a worker caught before
+    /// then forfeits it). Default: the contract's default, 6.
+    #[arg(long, value_name = "EPOCHS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    vesting_epochs: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -223,6 +228,9 @@ pub fn run(args: ChainCommand) -> Result<u8> {
                 let mut params = Params::new(signer.address());
                 params.epoch_duration = a.epoch_secs.max(1);
                 params.round_duration = a.epoch_secs.clamp(1, 120);
+                if let Some(w) = a.vesting_epochs {
+                    params.vesting_epochs = w;
+                }
                 params.fit_durations();
                 let genesis = [(signer.address(), sno(a.genesis))];
                 let chain =
