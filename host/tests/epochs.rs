@@ -490,6 +490,83 @@ async fn a_worker_caught_cheating_is_blacklisted_on_chain_and_paid_nothing() {
     net.stop().await;
 }
 
+/// Issue 14's three cheats at 10 % at once (a foreign engine fingerprint, a claimed stack
+/// overflow, fuel claimed x50), beside two honest workers: each is proven a fraud on every
+/// validator, blacklisted on chain and paid nothing, while the honest workers are paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_overflow_and_inflate_cheaters_are_blacklisted_and_paid_nothing() {
+    init_logging();
+    let _turn = turn().await;
+    let cheats = ["engine:0.1", "overflow:0.1", "inflate:0.1"];
+    let net = start(NetworkConfig {
+        validators: 2,
+        workers: 5,
+        cheaters: cheats.iter().map(|c| c.parse().unwrap()).collect(),
+        chain: Some(chain_setup()),
+        ..NetworkConfig::default()
+    })
+    .await;
+    let chain = net.chain.as_ref().unwrap();
+    let cheaters: Vec<String> = net.workers[..3]
+        .iter()
+        .map(|w| w.peer_id().to_string())
+        .collect();
+    let mut salt = 1;
+    loop {
+        run_jobs(&net, 12, salt).await;
+        salt += 1;
+        let mut all = true;
+        for v in &net.validators {
+            let session = UserSession::connect(v.addr()).await.unwrap();
+            if let smartnodes::net::proto::JobResponse::Status { workers, .. } =
+                session.status(None).await.unwrap()
+            {
+                for w in &workers {
+                    let cheater = cheaters.contains(&w.peer);
+                    assert!(cheater || w.blacklisted.is_none(), "honest {w:?} accused");
+                }
+                all &= cheaters.iter().all(|c| {
+                    workers
+                        .iter()
+                        .any(|w| &w.peer == c && w.blacklisted.is_some())
+                });
+            }
+            session.close().await;
+        }
+        if all {
+            break;
+        }
+        assert!(salt < 30, "not every cheater was caught ({cheats:?})");
+    }
+    run_epoch(&net, 1).await;
+    run_jobs(&net, 12, 100).await;
+    run_epoch(&net, 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for a in &chain.workers[3..] {
+        while chain.deployer.token_balance(*a).await.unwrap() == U256::ZERO {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "honest worker {a} was not paid"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    for (k, a) in chain.workers[..3].iter().enumerate() {
+        assert!(
+            chain.deployer.is_blacklisted(*a).await.unwrap(),
+            "{}",
+            cheats[k]
+        );
+        assert_eq!(
+            chain.deployer.token_balance(*a).await.unwrap(),
+            U256::ZERO,
+            "{} was paid",
+            cheats[k]
+        );
+    }
+    net.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_killed_during_voting_and_restarted_catches_up() {
     use smartnodes::epoch::ChainConfig;

@@ -53,6 +53,7 @@
 //! No tokio, libp2p, sled or alloy here: callers on an async executor must run tasks on
 //! blocking threads (`spawn_blocking` or a pool).
 
+mod backstop;
 mod cache;
 mod config;
 mod engine;
@@ -173,6 +174,8 @@ pub struct Runtime {
     compile_key: String,
     memory_cache: Mutex<cache::MemoryCache>,
     ticker_stop: Arc<AtomicBool>,
+    /// The backstop of the instrumented metering (the wasmtime metering's is the epoch).
+    watchdog: Option<backstop::Watchdog>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -185,8 +188,9 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Creates the engine, the linker and the cache, and starts the epoch ticker thread
-    /// that enforces the wall-clock backstop.
+    /// Creates the engine, the linker and the cache, and starts the thread that enforces
+    /// the wall-clock backstop (the watchdog of the meter's interrupt byte, or the epoch
+    /// ticker for the wasmtime metering).
     pub fn new(config: RuntimeConfig) -> Result<Runtime> {
         let engine = engine::build_engine(&config)?;
         let mut linker = wasmtime::Linker::new(&engine);
@@ -194,7 +198,14 @@ impl Runtime {
         let fingerprint = engine::fingerprint(config.metering);
         let compile_key = engine::compile_key(&engine, &fingerprint);
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        {
+        let watchdog = match config.metering {
+            Metering::Instrumented => Some(
+                backstop::Watchdog::start()
+                    .map_err(|e| Error::Engine(format!("starting the backstop: {e}")))?,
+            ),
+            Metering::Wasmtime => None,
+        };
+        if config.metering == Metering::Wasmtime {
             let engine = engine.clone();
             let stop = ticker_stop.clone();
             std::thread::Builder::new()
@@ -215,6 +226,7 @@ impl Runtime {
             compile_key,
             config,
             ticker_stop,
+            watchdog,
         })
     }
 
@@ -300,6 +312,7 @@ impl Runtime {
             &self.engine,
             &module.pre,
             self.config.metering,
+            self.watchdog.as_ref(),
             input,
             limits,
         )

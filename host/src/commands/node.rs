@@ -33,7 +33,7 @@ pub struct NodeArgs {
     #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
     pub sample_rate: f64,
     /// FOR TESTS AND DEMOS ONLY: a worker that lies in MODE (wrong-output, lazy, fuel,
-    /// copy) about a fraction RATE of its tasks (default 1; `0.1` or `10%`). Validators
+    /// copy, engine, overflow, inflate) about a fraction RATE of its tasks (default 1; `0.1` or `10%`). Validators
     /// catch it, prove it and blacklist it.
     #[arg(long, value_name = "MODE[:RATE]")]
     pub cheat: Option<crate::roles::cheat::Cheat>,

@@ -33,21 +33,23 @@ pub struct RunArgs {
     /// instead of the task's output.
     #[arg(long)]
     pub json: bool,
-    /// How fuel is counted. `wasmtime`: the engine's fuel and NaN canonicalisation, with a
-    /// wall-clock backstop (the network's metering). `instrumented`: the module is
-    /// rewritten to count its own fuel (runtime/meter), about the speed of unmetered wasm
-    /// (2x-5x faster on float loops), with the same verdict, output and fuel, but no
-    /// wall-clock backstop. The engine fingerprint differs between the two.
-    #[arg(long, value_enum, default_value_t = MeteringArg::Wasmtime)]
+    /// How fuel is counted. `instrumented` (default, the network's engine): the module is
+    /// rewritten to count its own fuel and call depth (runtime/meter), about the speed of
+    /// unmetered wasm, with a wall-clock backstop polled once per slice of fuel.
+    /// `wasmtime`: the engine's fuel and NaN canonicalisation (the test oracle; 2x-5x
+    /// slower on float loops), with the same verdict, output and fuel except for a too-deep
+    /// recursion (native stack, not reproducible across machines). The engine fingerprint
+    /// differs between the two.
+    #[arg(long, value_enum, default_value_t = MeteringArg::Instrumented)]
     pub metering: MeteringArg,
 }
 
 /// `--metering`: see [`RunArgs::metering`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MeteringArg {
-    /// wasmtime's fuel and NaN canonicalisation (the default, as on the network).
+    /// wasmtime's fuel and NaN canonicalisation (the test oracle).
     Wasmtime,
-    /// The in-wasm meter (`smartnodes-meter`).
+    /// The in-wasm meter (`smartnodes-meter`): the default, as on the network.
     Instrumented,
 }
 

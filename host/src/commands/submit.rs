@@ -1,5 +1,7 @@
 //! `smartnodes submit`: sends a job to a validator, prints progress as tasks complete,
-//! writes each output to `DIR/<index>.out` and a summary to `DIR/summary.json`.
+//! writes each output to `DIR/<index>.out` and a summary to `DIR/summary.json`. A result
+//! the validator withdraws while the job runs (its worker was proven a fraud) is replaced
+//! by the re-run's (the file rewritten) and listed under `replaced` in the summary.
 
 use crate::net::proto::JobLimits;
 use crate::roles::user::{JobRequestSpec, UserSession};
@@ -116,6 +118,13 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
                 report.tasks.len(),
                 args.out.display()
             )?;
+            for r in &report.replaced {
+                writeln!(
+                    stdout,
+                    "task {} replaced: {} (worker {})",
+                    r.index, r.reason, r.worker
+                )?;
+            }
         }
         session.close().await;
         Ok(if all_completed { 0 } else { 1 })

@@ -700,6 +700,8 @@ pub struct Observed {
     pub output_hash: Option<Hash>,
     /// Fuel used.
     pub fuel_used: u64,
+    /// The engine it ran on (the network's, for a validator).
+    pub engine: Hash,
 }
 
 impl Observed {
@@ -709,7 +711,31 @@ impl Observed {
             verdict: body.verdict,
             output_hash: body.output_hash,
             fuel_used: body.fuel_used,
+            engine: body.engine,
         }
+    }
+}
+
+impl ReceiptBody {
+    /// Why this receipt is false by its form alone, on a network whose engine is `engine`
+    /// for a task with fuel limit `fuel_limit`: signed for another engine (no node of the
+    /// network runs one), or claiming more fuel than the task may use (the sandbox never
+    /// reports more than the budget). `None` when only re-execution can tell.
+    pub fn form_fault(&self, fuel_limit: u64, engine: &Hash) -> Option<String> {
+        if self.engine != *engine {
+            return Some(format!(
+                "signed for engine {}, not the network's {}",
+                hex::encode(&self.engine[..8]),
+                hex::encode(&engine[..8])
+            ));
+        }
+        if self.fuel_used > fuel_limit {
+            return Some(format!(
+                "claims {} fuel, above the task's limit of {fuel_limit}",
+                self.fuel_used
+            ));
+        }
+        None
     }
 }
 
@@ -757,7 +783,8 @@ impl FraudProof {
     }
 
     /// The checks that need no re-execution: both signatures, the receipt is for this
-    /// task, and the observation contradicts the receipt. Returns `(validator, worker)`.
+    /// task, and the observation contradicts the receipt (or the receipt claims more fuel
+    /// than the task's limit, which needs no observation). Returns `(validator, worker)`.
     pub fn check_form(&self) -> Result<(PeerId, PeerId), String> {
         let key = PublicKey::try_decode_protobuf(&self.public_key)
             .map_err(|_| "bad validator key".to_string())?;
@@ -781,7 +808,7 @@ impl FraudProof {
         if body.task != task.commitment() {
             return Err("the receipt does not commit to this task".into());
         }
-        if Observed::claimed(body) == self.claim.observed {
+        if Observed::claimed(body) == self.claim.observed && body.fuel_used <= task.limits.fuel {
             return Err("the observation agrees with the receipt".into());
         }
         Ok((validator, worker))

@@ -59,6 +59,23 @@ impl TaskOutcome {
     }
 }
 
+/// A result the session held and then replaced by a re-run: the validator withdrew it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// The task.
+    pub index: u32,
+    /// The withdrawn receipt's hash.
+    pub receipt: Hash,
+    /// The worker that had delivered it.
+    pub worker: PeerId,
+    /// Why it was withdrawn.
+    pub reason: String,
+}
+
+/// Why a validator withdraws a result it had delivered (`revoked` in `Results`).
+pub const REPLACED_REASON: &str =
+    "withdrawn by the validator: its worker was proven a fraud; replaced by a re-run";
+
 /// A finished job.
 #[derive(Debug, Clone)]
 pub struct JobReport {
@@ -66,6 +83,8 @@ pub struct JobReport {
     pub job_id: Hash,
     /// Every task, by index.
     pub tasks: Vec<TaskOutcome>,
+    /// Results received, then withdrawn and replaced (oldest first).
+    pub replaced: Vec<Replaced>,
 }
 
 impl JobReport {
@@ -81,6 +100,12 @@ impl JobReport {
                 "fuel_used": t.receipt.body.fuel_used,
                 "worker": t.worker.to_string(),
                 "engine_fingerprint": hex::encode(t.receipt.body.engine),
+            })).collect::<Vec<_>>(),
+            "replaced": self.replaced.iter().map(|r| serde_json::json!({
+                "index": r.index,
+                "receipt": hex::encode(r.receipt),
+                "worker": r.worker.to_string(),
+                "reason": r.reason,
             })).collect::<Vec<_>>(),
         })
     }
@@ -326,6 +351,7 @@ impl UserSession {
         self.pushes.lock().expect("poisoned").insert(job_id, tx);
         let result = async {
             let mut held = Held::new(total as usize);
+            let mut replaced = Vec::new();
             let mut poll = tokio::time::interval(Duration::from_millis(500));
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The job is over when we hold every result and the validator says it is done
@@ -376,7 +402,7 @@ impl UserSession {
                         revoked,
                         ..
                     }) => {
-                        let dropped = held.drop_revoked(&revoked.into_iter().collect());
+                        let dropped = held.drop_revoked(&revoked.into_iter().collect(), &mut replaced);
                         if dropped > 0 {
                             tracing::warn!(
                                 dropped,
@@ -397,6 +423,7 @@ impl UserSession {
             Ok(JobReport {
                 job_id,
                 tasks: held.slots.into_iter().map(|d| d.expect("all done")).collect(),
+                replaced,
             })
         }
         .await;
@@ -478,15 +505,18 @@ impl Held {
         self.last_progress = tokio::time::Instant::now();
     }
 
-    /// Drops every result whose receipt is in `revoked`; returns how many.
-    fn drop_revoked(&mut self, revoked: &HashSet<Hash>) -> usize {
+    /// Drops every result whose receipt is in `revoked`, noting each in `replaced`;
+    /// returns how many.
+    fn drop_revoked(&mut self, revoked: &HashSet<Hash>, replaced: &mut Vec<Replaced>) -> usize {
         let mut dropped = 0;
         for slot in self.slots.iter_mut() {
-            if slot
-                .as_ref()
-                .is_some_and(|t| revoked.contains(&t.receipt.hash()))
-            {
-                *slot = None;
+            if let Some(t) = slot.take_if(|t| revoked.contains(&t.receipt.hash())) {
+                replaced.push(Replaced {
+                    index: t.index,
+                    receipt: t.receipt.hash(),
+                    worker: t.worker,
+                    reason: REPLACED_REASON.into(),
+                });
                 dropped += 1;
             }
         }
@@ -506,5 +536,67 @@ impl Held {
             }
         }
         bits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+
+    fn outcome(index: u32, key: &Keypair, output: &[u8]) -> TaskOutcome {
+        let body = ReceiptBody {
+            job_id: [1; 32],
+            index,
+            task: [2; 32],
+            verdict: (0, 0),
+            output_hash: Some(sha256(output)),
+            fuel_used: 10,
+            engine: [3; 32],
+            worker: key.public().to_peer_id().to_bytes(),
+        };
+        TaskOutcome {
+            index,
+            receipt: Receipt::sign(body, key),
+            output: output.to_vec(),
+            worker: key.public().to_peer_id(),
+        }
+    }
+
+    #[test]
+    fn revoked_results_are_dropped_and_listed_as_replaced() {
+        let (cheat, honest) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let mut held = Held::new(3);
+        held.put(outcome(0, &honest, b"a"));
+        let bad = outcome(1, &cheat, b"wrong");
+        let bad_hash = bad.receipt.hash();
+        held.put(bad);
+        held.put(outcome(2, &honest, b"c"));
+        assert!(held.is_full());
+        let mut replaced = Vec::new();
+        let revoked: HashSet<Hash> = [bad_hash, [9; 32]].into_iter().collect();
+        assert_eq!(held.drop_revoked(&revoked, &mut replaced), 1);
+        assert!(held.wants(1) && !held.wants(0) && !held.is_full());
+        assert_eq!(
+            replaced,
+            vec![Replaced {
+                index: 1,
+                receipt: bad_hash,
+                worker: cheat.public().to_peer_id(),
+                reason: REPLACED_REASON.into(),
+            }]
+        );
+        // The re-run takes the slot; the report lists what it replaced.
+        held.put(outcome(1, &honest, b"right"));
+        let report = JobReport {
+            job_id: [1; 32],
+            tasks: held.slots.into_iter().map(|t| t.unwrap()).collect(),
+            replaced,
+        };
+        let json = report.to_json();
+        assert_eq!(json["replaced"][0]["index"], 1);
+        assert_eq!(json["replaced"][0]["receipt"], hex::encode(bad_hash));
+        assert_eq!(json["replaced"][0]["reason"], REPLACED_REASON);
+        assert_eq!(json["tasks"][1]["output_len"], 5);
     }
 }

@@ -298,11 +298,24 @@ impl Validator {
                 },
             }),
             Request::Task(TaskRequest::Register {
-                capacity, address, ..
+                capacity,
+                address,
+                engine,
             }) => {
                 if let Some(proof) = self.blacklisted(&peer) {
                     return Response::Task(TaskResponse::Rejected {
                         reason: format!("blacklisted by fraud proof {}", hex::encode(proof)),
+                    });
+                }
+                // One engine per network: a worker with another one cannot join.
+                if engine != self.engine() {
+                    return Response::Task(TaskResponse::Rejected {
+                        reason: format!(
+                            "engine {} is not this network's {}: run the network's \
+                             smartnodes version (in-wasm meter)",
+                            hex::encode(engine),
+                            hex::encode(self.engine())
+                        ),
                     });
                 }
                 // Epochs (issue 6): only workers registered on chain.
@@ -810,9 +823,25 @@ impl Validator {
         if body.index >= total {
             return reject("no such task".into());
         }
-        match TaskSpec::of(&spec, id.0, id.1) {
-            Some(task) if task.commitment() == body.task => {}
+        let task = match TaskSpec::of(&spec, id.0, id.1) {
+            Some(task) if task.commitment() == body.task => task,
             _ => return reject("the receipt does not commit to the task as assigned".into()),
+        };
+        // Refused before it is acknowledged, and proven a fraud by its form alone: no
+        // honest node of this network signs for another engine or claims more fuel than
+        // the task's limit (verify.rs).
+        if let Some(why) = body.form_fault(task.limits.fuel, &self.engine()) {
+            let observed = Observed {
+                engine: self.engine(),
+                ..Observed::claimed(body)
+            };
+            return match self
+                .prove(task, result.receipt.clone(), observed, peer)
+                .await
+            {
+                Ok(proof) => reject(format!("{why}: a fraud, proof {}", hex::encode(proof))),
+                Err(e) => reject(e.to_string()),
+            };
         }
         // The output must match the committed hash.
         match (&result.output, &body.output_hash) {

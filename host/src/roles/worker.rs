@@ -439,7 +439,24 @@ impl Worker {
                 fuel_used: ran.fuel_used + ran.fuel_used / 10 + 1,
                 ..ran
             },
+            Some(CheatMode::Overflow) => Ran {
+                verdict: smartnodes_runtime::Verdict::Trapped(
+                    smartnodes_runtime::TrapCode::StackOverflow,
+                )
+                .code(),
+                output: Vec::new(),
+                output_hash: None,
+                fuel_used: a.limits.fuel,
+            },
+            Some(CheatMode::Inflate) => Ran {
+                fuel_used: ran.fuel_used.saturating_mul(50),
+                ..ran
+            },
             _ => ran,
+        };
+        let engine = match cheat.map(|c| c.mode) {
+            Some(CheatMode::Engine) => smartnodes_runtime::sha256(super::cheat::FOREIGN_ENGINE),
+            _ => self.runtime.fingerprint().0,
         };
         if let Some(cheat) = cheat {
             tracing::warn!(job = %hex::encode(a.job_id), index = a.index, %cheat, "cheating on this task");
@@ -459,7 +476,7 @@ impl Worker {
             verdict: ran.verdict,
             output_hash: ran.output_hash,
             fuel_used: ran.fuel_used,
-            engine: self.runtime.fingerprint().0,
+            engine,
             worker: self.client.peer_id().to_bytes(),
         };
         let receipt = Receipt::sign(body, &self.keypair);

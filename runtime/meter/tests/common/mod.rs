@@ -87,7 +87,7 @@ pub enum V {
 }
 
 impl V {
-    fn of(v: &Val) -> V {
+    pub fn of(v: &Val) -> V {
         match v {
             Val::I32(x) => V::I32(*x),
             Val::I64(x) => V::I64(*x),
@@ -133,7 +133,7 @@ fn trap_outcome(err: &wasmtime::Error) -> Outcome {
     }
 }
 
-fn zero_args(ty: &wasmtime::FuncType) -> Vec<Val> {
+pub fn zero_args(ty: &wasmtime::FuncType) -> Vec<Val> {
     ty.params()
         .map(|t| match t {
             ValType::I32 => Val::I32(0),
