@@ -109,7 +109,8 @@ fn fingerprint_is_stable_and_describes_the_switches() {
     );
     let d = runtime().fingerprint_description();
     for switch in [
-        "nan-canonicalization",
+        "in-wasm(smartnodes-meter/",
+        "interrupt(slice=",
         "relaxed-simd=deterministic",
         "threads=off",
         "wasmtime=48.0.8",

@@ -279,6 +279,7 @@ fn the_backstop_stops_concurrent_tasks() {
     let started = Instant::now();
     let handles: Vec<_> = (0..3)
         .map(|_| {
+            let limits = limits.clone();
             std::thread::spawn(move || {
                 runtime().run(
                     &fixture("infinite_loop"),
