@@ -36,6 +36,13 @@ pub enum Command {
     /// result). Exit status: 0 completed, 1 any other verdict (out of fuel, trapped, ...),
     /// 2 a usage or host error. The task's log (stderr) is copied to stderr.
     Run(crate::commands::run::RunArgs),
+    /// Create a task project (Rust, C, Zig or AssemblyScript) in the folder NAME.
+    ///
+    /// Writes the language's template (a task that reads stdin and writes
+    /// `<lines> <words> <bytes>` on stdout) and prints the two commands that build it to wasm
+    /// and run it with `smartnodes run`. The Rust template uses the `smartnodes-guest` SDK;
+    /// the others are plain WASI programs.
+    New(crate::commands::new::NewArgs),
     /// Run a validator or a worker until Ctrl-C.
     ///
     /// Prints `listening on <multiaddr>` on stdout for each address it listens on.

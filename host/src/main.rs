@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devnet(args) => smartnodes::commands::devnet::run(args),
         Command::Run(args) => smartnodes::commands::run::run(args),
+        Command::New(args) => smartnodes::commands::new::run(args),
         Command::Node(args) => smartnodes::commands::node::run(args),
         Command::Submit(args) => smartnodes::commands::submit::run(args),
         Command::Status(args) => smartnodes::commands::status::run(args),

@@ -3,6 +3,7 @@
 pub mod chain;
 pub mod devnet;
 pub mod keys;
+pub mod new;
 pub mod node;
 pub mod run;
 pub mod status;
