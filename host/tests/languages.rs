@@ -329,6 +329,24 @@ fn new_project(dir: &Path, name: &str, lang: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The files below `root`, as sorted relative paths.
+fn files_under(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p.strip_prefix(root).unwrap().to_str().unwrap().to_string());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 /// The project holds exactly the template's files (`host/templates/<lang>/`, a leading
 /// dot added to `gitignore`), with the name (and the SDK path) filled in.
 fn check_files(
@@ -338,21 +356,15 @@ fn check_files(
     fill: &dyn Fn(&str) -> String,
 ) {
     let templates = repo().join("host/templates").join(lang);
-    let mut expected = Vec::new();
-    let mut stack = vec![templates.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(&templates).unwrap().to_str().unwrap();
-                let rel = rel.replace("gitignore", ".gitignore");
-                expected.push((rel, fill(&std::fs::read_to_string(&p).unwrap())));
-            }
-        }
-    }
+    let mut expected: Vec<(String, String)> = files_under(&templates)
+        .into_iter()
+        .map(|rel| {
+            let text = fill(&std::fs::read_to_string(templates.join(&rel)).unwrap());
+            (rel.replace("gitignore", ".gitignore"), text)
+        })
+        .collect();
     expected.sort();
+    let names: Vec<String> = expected.iter().map(|(p, _)| p.clone()).collect();
     let mut listed: Vec<String> = json["files"]
         .as_array()
         .unwrap()
@@ -360,24 +372,8 @@ fn check_files(
         .map(|f| f.as_str().unwrap().to_string())
         .collect();
     listed.sort();
-    assert_eq!(
-        listed,
-        expected.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
-        "{lang}"
-    );
-    let mut on_disk = 0;
-    let mut stack = vec![project.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                on_disk += 1;
-            }
-        }
-    }
-    assert_eq!(on_disk, expected.len(), "{lang}: no other file");
+    assert_eq!(listed, names, "{lang}: the files it says");
+    assert_eq!(files_under(project), names, "{lang}: the files it wrote");
     for (rel, text) in &expected {
         let got = std::fs::read_to_string(project.join(rel)).unwrap();
         assert_eq!(&got, text, "{lang}: {rel}");

@@ -45,6 +45,8 @@ const K: StaticArray<u32> = [
 ];
 
 const H = new StaticArray<u32>(8);
+// The padded last block(s), reused: no allocation per hash.
+const TAIL = new Uint8Array(128);
 const W = new StaticArray<u32>(64);
 
 // Compresses the 64-byte block at `block[at..at + 64]` into H.
@@ -84,13 +86,14 @@ function sha256(data: Uint8Array, from: i32, digest: Uint8Array): void {
   }
   // The last block(s): the rest, 0x80, zeros, the length in bits (big-endian u64).
   const rest = data.length - at;
-  const tail = new Uint8Array(rest < 56 ? 64 : 128);
-  for (let i = 0; i < rest; i++) tail[i] = data[at + i];
-  tail[rest] = 0x80;
+  const blocks = rest < 56 ? 1 : 2;
+  TAIL.fill(0);
+  for (let i = 0; i < rest; i++) TAIL[i] = data[at + i];
+  TAIL[rest] = 0x80;
   const bits = <u64>len << 3;
-  for (let i = 0; i < 8; i++) tail[tail.length - 1 - i] = <u8>(bits >>> (8 * i));
-  compress(tail, 0);
-  if (tail.length == 128) compress(tail, 64);
+  for (let i = 0; i < 8; i++) TAIL[64 * blocks - 1 - i] = <u8>(bits >>> (8 * i));
+  compress(TAIL, 0);
+  if (blocks == 2) compress(TAIL, 64);
   for (let i = 0; i < 8; i++) {
     digest[4 * i] = <u8>(H[i] >>> 24);
     digest[4 * i + 1] = <u8>(H[i] >>> 16);
