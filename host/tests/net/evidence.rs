@@ -2,7 +2,7 @@
 //! validator that caught it, re-judged by the `smartnodes` binary in a separate process with
 //! no network; forged, foreign and broken bundles are judged for what they are.
 
-use smartnodes::evidence::{Bundle, Claim};
+use smartnodes::evidence::{Bundle, Claim, ReceiptFile};
 use smartnodes::harness::{Network, NetworkConfig};
 use smartnodes::net::proto::{FraudClaim, FraudProof, JobLimits, JobResponse, Receipt};
 use smartnodes::roles::user::{JobRequestSpec, UserSession};
@@ -99,6 +99,25 @@ async fn a_caught_cheats_bundle_is_rejudged_offline_by_anyone() {
     assert_eq!(json["id"], hex::encode(id));
     assert_eq!(json["observed"], json["prover_observed"]);
     assert_ne!(json["observed"], json["claimed"]);
+
+    // The cheat's receipt alone, checked as a suspicious user would: a lie (exit 1).
+    let receipt = ReceiptFile {
+        task: bundle.claim.task().clone(),
+        receipt: bundle.claim.receipt().clone(),
+    };
+    let receipt = write(&dir.path().join("0.receipt"), &receipt.to_bytes());
+    let module = write(&dir.path().join("task.wasm"), &bundle.module);
+    let input = write(&dir.path().join("input"), &bundle.input);
+    let (code, json) = verify(&[
+        "--receipt",
+        &receipt,
+        "--module",
+        &module,
+        "--input",
+        &input,
+    ]);
+    assert_eq!(json["verdict"], "worker_lied", "{json}");
+    assert_eq!((code, &json["claim"]), (1, &serde_json::json!("receipt")));
 
     // The same bundle with the observed outcome forged (and signed by a prover that lies).
     let Claim::Reexecution(proof) = bundle.claim.clone();
