@@ -67,4 +67,19 @@ pub enum Command {
     /// against the worker forfeits them); later ones are listed as pending. Workers claim
     /// automatically unless started with --no-claim.
     Claim(crate::commands::chain::ClaimArgs),
+    /// Re-check an evidence bundle (or a receipt) on this machine, with no network.
+    ///
+    /// Re-runs the task in the local sandbox and says whether the worker's signed receipt
+    /// was a lie: worker_lied (the bundle's claim holds), worker_honest, prover_wrong, or
+    /// cannot_check and why (e.g. the receipt is from another engine). With --receipt,
+    /// --module and --input it checks a receipt alone (worker_honest when it holds).
+    /// Exit status: 0 the claim holds, 1 it does not or cannot be checked here, 2 a bad
+    /// bundle (truncated, oversized, corrupt) or an error.
+    Verify(crate::commands::verify::VerifyArgs),
+    /// Fetch an evidence bundle by its hash from a validator and write it to a file.
+    ///
+    /// The hash is a blacklist entry's evidence (on chain, in `smartnodes status`, in a
+    /// devnet report). The bundle is checked against the hash before it is written; re-check
+    /// it with `smartnodes verify FILE`.
+    Evidence(crate::commands::evidence::EvidenceArgs),
 }

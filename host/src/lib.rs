@@ -13,6 +13,7 @@
 //! - [`store`]: the node's state in sled (typed trees, big-endian keys);
 //! - [`roles`]: validator, worker and user logic, and [`roles::start_node`];
 //! - [`epoch`]: epoch summaries, proposals, votes and reward claims on the contracts;
+//! - [`evidence`]: evidence bundles (a claim and all it needs to be re-checked offline);
 //! - [`harness`]: an in-process network (tests, benchmarks, the devnet);
 //! - [`devnet`]: `smartnodes devnet`, the whole network on one machine.
 //!
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod commands;
 pub mod devnet;
 pub mod epoch;
+pub mod evidence;
 pub mod harness;
 pub mod identity;
 pub mod net;

@@ -29,6 +29,8 @@ fn main() -> ExitCode {
         Command::Keys(args) => smartnodes::commands::keys::run(args),
         Command::Chain(args) => smartnodes::commands::chain::run(args),
         Command::Claim(args) => smartnodes::commands::chain::claim(args),
+        Command::Verify(args) => smartnodes::commands::verify::run(args),
+        Command::Evidence(args) => smartnodes::commands::evidence::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

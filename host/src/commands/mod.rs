@@ -2,9 +2,11 @@
 
 pub mod chain;
 pub mod devnet;
+pub mod evidence;
 pub mod keys;
 pub mod new;
 pub mod node;
 pub mod run;
 pub mod status;
 pub mod submit;
+pub mod verify;

@@ -526,6 +526,13 @@ pub enum BlobRequest {
         /// Chunk index.
         index: u32,
     },
+    /// Evidence (issue 21): the claim of the evidence bundle `id` (validators answer for
+    /// the fraud proofs they made or accepted, rate-limited per peer); the bundle's module
+    /// and input are then fetched as blobs.
+    Evidence {
+        /// The bundle's id ([`crate::evidence::Bundle::id`]).
+        id: Hash,
+    },
 }
 
 /// `/smartnodes/blob/1` responses.
@@ -537,6 +544,10 @@ pub enum BlobResponse {
     Chunk(Vec<u8>),
     /// This node does not have the blob.
     NotFound,
+    /// Evidence (issue 21): the claim of the asked bundle.
+    Claim(Box<crate::evidence::Claim>),
+    /// Evidence (issue 21): too many requests; ask again later.
+    Busy,
 }
 
 /// How a blob is cut into chunks: its length and each chunk's sha256.

@@ -208,6 +208,60 @@ impl UserSession {
             .await?)
     }
 
+    /// Evidence (issue 21): the evidence bundle `id` from the validator. Asks for its claim
+    /// (again after a pause while the validator says it is busy, up to 10 times), checks
+    /// that the claim is the one named, fetches the task's module and input as blobs and
+    /// checks them against the claim's hashes.
+    pub async fn evidence(&self, id: Hash) -> Result<crate::evidence::Bundle, UserError> {
+        let validator = self.validator();
+        let mut tries = 0;
+        let claim = loop {
+            match self
+                .client
+                .blob(validator, BlobRequest::Evidence { id })
+                .await?
+            {
+                BlobResponse::Claim(claim) => break *claim,
+                BlobResponse::NotFound => {
+                    return Err(UserError::Rejected(format!(
+                        "the validator has no evidence bundle {}",
+                        hex::encode(id)
+                    )))
+                }
+                BlobResponse::Busy if tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                BlobResponse::Busy => {
+                    return Err(UserError::Rejected("too many evidence requests".into()))
+                }
+                _ => return Err(UserError::Unexpected),
+            }
+        };
+        if claim.id() != id {
+            return Err(UserError::Invalid(
+                "the validator sent the claim of another bundle".into(),
+            ));
+        }
+        let task = claim.task().clone();
+        let mut bytes = Vec::new();
+        for (blob, max) in [
+            (task.module, crate::evidence::MAX_MODULE),
+            (task.input, limits::MAX_BLOB),
+        ] {
+            self.blobs
+                .fetch(validator, blob, max)
+                .await
+                .map_err(|e| UserError::Rejected(format!("fetching the bundle's blobs: {e}")))?;
+            let blob = self.store.blob(&blob)?.ok_or(UserError::Unexpected)?;
+            bytes.push(blob.to_vec());
+        }
+        let input = bytes.pop().unwrap_or_default();
+        let module = bytes.pop().unwrap_or_default();
+        crate::evidence::Bundle::new(claim, module, input)
+            .map_err(|e| UserError::Invalid(e.to_string()))
+    }
+
     /// Submits a job and returns its id once the validator has stored it.
     pub async fn submit(&self, job: &JobRequestSpec) -> Result<Hash, UserError> {
         if job.inputs.is_empty() || job.inputs.len() > limits::MAX_TASKS {

@@ -11,6 +11,7 @@
 //! on a single background lane, and turns a mismatch into a signed fraud proof that
 //! blacklists the worker, withdraws its results and sends their tasks to honest workers.
 
+mod evidence;
 mod verify;
 
 use super::blobs::{self, Blobs};
@@ -91,6 +92,8 @@ pub(crate) struct Validator {
     checks: tokio::sync::Notify,
     /// Epochs (issue 6): `None` without a chain.
     epochs: Option<Arc<crate::epoch::EpochNode>>,
+    /// Evidence (issue 21): the rate of evidence requests served.
+    evidence_limiter: Mutex<evidence::Limiter>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -136,6 +139,7 @@ impl Validator {
             runtime,
             sample_ppm: config.sample_ppm.min(1_000_000),
             checks: tokio::sync::Notify::new(),
+            evidence_limiter: Mutex::new(evidence::Limiter::new(Instant::now())),
         });
         validator.recover()?;
         for addr in &config.bootstrap {
@@ -279,6 +283,10 @@ impl Validator {
 
     async fn on_request(self: &Arc<Self>, peer: PeerId, request: Request) -> Response {
         match request {
+            // Evidence (issue 21).
+            Request::Blob(BlobRequest::Evidence { id }) => {
+                Response::Blob(self.serve_evidence(peer, &id))
+            }
             Request::Blob(r) => Response::Blob(blobs::serve(&self.store, &r)),
             Request::Job(JobRequest::Submit { spec, blobs }) => {
                 Response::Job(match self.on_submit(peer, spec, blobs).await {

@@ -4,10 +4,12 @@
 //! - `multiprocess`: real `smartnodes` processes on loopback;
 //! - `blobs`: large transfers and corrupted chunks;
 //! - `fuzz`: garbage and oversized messages against the decoders and a live node;
-//! - `verify`: cheaters caught, proven and blacklisted; honest workers never accused.
+//! - `verify`: cheaters caught, proven and blacklisted; honest workers never accused;
+//! - `evidence`: a caught cheat's evidence bundle re-judged offline by the binary.
 
 mod blobs;
 mod common;
+mod evidence;
 mod fuzz;
 mod inprocess;
 mod multiprocess;
