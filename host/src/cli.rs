@@ -42,6 +42,8 @@ pub enum Command {
     Node(crate::commands::node::NodeArgs),
     /// Submit a job (one task per --input) to a validator and wait for every result.
     ///
+    /// The validator is given (--validator) or found through any peer (--bootstrap).
+    ///
     /// Each output is checked against its worker's signed receipt and written to
     /// DIR/INDEX.out; DIR/summary.json lists each task's verdict, output hash, fuel and
     /// worker. Exit status: 0 all tasks completed, 1 some ended otherwise, 2 an error.
@@ -60,4 +62,12 @@ pub enum Command {
     /// against the worker forfeits them); later ones are listed as pending. Workers claim
     /// automatically unless started with --no-claim.
     Claim(crate::commands::chain::ClaimArgs),
+    /// List the network's validators and workers, as the DHT knows them.
+    ///
+    /// Joins through --bootstrap (any validator or worker), looks up the providers of each
+    /// role and their signed role records, and prints per peer: peer id, role, capacity,
+    /// addresses, whether it is registered on the contract (with --rpc-url and
+    /// --deployment; `-` otherwise) and when it last signed its record. Exit status: 0
+    /// some peer found, 1 none, 2 an error (no bootstrap peer answered).
+    Peers(crate::commands::peers::PeersArgs),
 }

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => smartnodes::commands::keys::run(args),
         Command::Chain(args) => smartnodes::commands::chain::run(args),
         Command::Claim(args) => smartnodes::commands::chain::claim(args),
+        Command::Peers(args) => smartnodes::commands::peers::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -4,6 +4,7 @@ pub mod chain;
 pub mod devnet;
 pub mod keys;
 pub mod node;
+pub mod peers;
 pub mod run;
 pub mod status;
 pub mod submit;
