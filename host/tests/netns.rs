@@ -488,6 +488,11 @@ fn nodes_in_separate_namespaces_find_each_other_and_lose_nothing() {
         },
     );
     eprintln!("[{:?}] v2 found by both workers", started.elapsed());
+    // Validators find each other for gossip (v2 was told only w3).
+    wait_for("v2 connected to v1", Duration::from_secs(15), || {
+        let m = lab.metrics("user", 12);
+        sample(&m, "smartnodes_peers{role=\"validator\"}") >= 1.0
+    });
     let (mut args, inputs) = job_files(lab.dir.path(), "job2", 8, 10_000);
     args.splice(0..0, ["submit".to_string()]);
     args.extend([

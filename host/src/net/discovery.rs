@@ -370,31 +370,29 @@ impl Discovery {
         if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
             return false;
         }
-        match self.peers.get_mut(&peer) {
-            Some(k) => k.looked_up = Some(now),
-            None => {
-                // A placeholder until the record arrives (an entry without a role).
-                self.peers.insert(
-                    peer,
-                    Known {
-                        info: PeerInfo {
-                            peer,
-                            role: String::new(),
-                            capacity: 0,
-                            account: None,
-                            addrs: Vec::new(),
-                            signed_at: 0,
-                            expires: 0,
-                            connected: self.connected.contains_key(&peer),
-                            wanted: false,
-                            dial_time: None,
-                        },
-                        looked_up: Some(now),
-                    },
-                );
-            }
-        }
+        // A placeholder until the record arrives (an entry without a role).
+        self.entry(peer).looked_up = Some(now);
         true
+    }
+
+    /// `peer`'s entry, a placeholder without a role if it had none.
+    fn entry(&mut self, peer: PeerId) -> &mut Known {
+        let connected = self.connected.contains_key(&peer);
+        self.peers.entry(peer).or_insert_with(|| Known {
+            info: PeerInfo {
+                peer,
+                role: String::new(),
+                capacity: 0,
+                account: None,
+                addrs: Vec::new(),
+                signed_at: 0,
+                expires: 0,
+                connected,
+                wanted: false,
+                dial_time: None,
+            },
+            looked_up: None,
+        })
     }
 
     /// A checked role record arrived (the newest of a lookup). Returns whether what this
@@ -409,22 +407,7 @@ impl Discovery {
         if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
             return false;
         }
-        let connected = self.connected.contains_key(&peer);
-        let k = self.peers.entry(peer).or_insert_with(|| Known {
-            info: PeerInfo {
-                peer,
-                role: String::new(),
-                capacity: 0,
-                account: None,
-                addrs: Vec::new(),
-                signed_at: 0,
-                expires: 0,
-                connected,
-                wanted: false,
-                dial_time: None,
-            },
-            looked_up: None,
-        });
+        let k = self.entry(peer);
         if signed_at < k.info.signed_at
             || (signed_at == k.info.signed_at && !k.info.role.is_empty())
         {
@@ -519,11 +502,6 @@ impl Discovery {
         };
         self.next_lookup = now + wait;
         true
-    }
-
-    /// Asks for a lookup at the next tick.
-    pub fn lookup_soon(&mut self, now: Instant) {
-        self.next_lookup = now;
     }
 
     /// Whether the role record must be (re)published now, given the node's current

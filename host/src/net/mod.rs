@@ -163,10 +163,6 @@ enum Command {
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
     },
-    Lookup,
-    ExternalAddrs {
-        reply: oneshot::Sender<Vec<Multiaddr>>,
-    },
     Shutdown,
 }
 
@@ -302,20 +298,6 @@ impl Client {
     pub async fn peers(&self) -> Vec<PeerInfo> {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::Peers { reply }).await.is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
-    }
-
-    /// Looks the network up now rather than at the next interval.
-    pub async fn lookup(&self) {
-        let _ = self.send(Command::Lookup).await;
-    }
-
-    /// The external addresses: given by the operator, or confirmed by identify.
-    pub async fn external_addrs(&self) -> Vec<Multiaddr> {
-        let (reply, rx) = oneshot::channel();
-        if self.send(Command::ExternalAddrs { reply }).await.is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -790,10 +772,6 @@ impl EventLoop {
             Command::Peers { reply } => {
                 let _ = reply.send(self.disc.peers());
             }
-            Command::Lookup => self.disc.lookup_soon(Instant::now()),
-            Command::ExternalAddrs { reply } => {
-                let _ = reply.send(self.swarm.external_addresses().cloned().collect());
-            }
             Command::Shutdown => {}
         }
     }
@@ -1085,22 +1063,23 @@ impl EventLoop {
     }
 
     async fn on_gossip(&mut self, event: gossipsub::Event) {
-        match event {
-            gossipsub::Event::Message {
-                propagation_source,
-                message,
-                ..
-            } => match codec::decode::<Gossip>(&message.data, limits::GOSSIP) {
-                Ok(message) => {
-                    self.emit(Event::Gossip {
-                        from: propagation_source,
-                        message,
-                    })
-                    .await
-                }
-                Err(e) => tracing::debug!(%propagation_source, "undecodable gossip: {e}"),
-            },
-            _ => {}
+        let gossipsub::Event::Message {
+            propagation_source,
+            message,
+            ..
+        } = event
+        else {
+            return;
+        };
+        match codec::decode::<Gossip>(&message.data, limits::GOSSIP) {
+            Ok(message) => {
+                self.emit(Event::Gossip {
+                    from: propagation_source,
+                    message,
+                })
+                .await
+            }
+            Err(e) => tracing::debug!(%propagation_source, "undecodable gossip: {e}"),
         }
     }
 

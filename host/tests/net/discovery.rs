@@ -5,23 +5,35 @@
 use crate::common::{check_report, wordcount_inputs};
 use smartnodes::harness::{Network, NetworkConfig, IN_PROCESS_DISCOVERY};
 use smartnodes::net::proto::{JobLimits, JobResponse, WorkerStatus};
-use smartnodes::roles::user::{JobRequestSpec, UserSession};
+use smartnodes::roles::user::{JobReport, JobRequestSpec, UserSession};
 use smartnodes::roles::{start_node, Node, NodeConfig, Role};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-fn job(n: usize) -> (JobRequestSpec, Vec<Vec<u8>>) {
-    let inputs = wordcount_inputs(n);
-    (
-        JobRequestSpec {
-            sample_ppm: 0,
-            module: smartnodes_examples::WORDCOUNT.to_vec(),
-            inputs: inputs.clone(),
-            limits: JobLimits::default(),
-        },
-        inputs,
-    )
+/// A job of `n` wordcount tasks (`sample_ppm` = the share of results to re-run).
+fn job(n: usize, sample_ppm: u32) -> JobRequestSpec {
+    JobRequestSpec {
+        sample_ppm,
+        module: smartnodes_examples::WORDCOUNT.to_vec(),
+        inputs: wordcount_inputs(n),
+        limits: JobLimits::default(),
+    }
+}
+
+/// Runs `job` through `session` and checks every result against a local run.
+async fn run_checked(session: &UserSession, job: &JobRequestSpec) -> JobReport {
+    let report = session
+        .run_job(job, Duration::from_secs(60), |_, _| {})
+        .await
+        .unwrap();
+    check_report(
+        &report,
+        smartnodes_examples::WORDCOUNT,
+        &job.inputs,
+        &job.limits,
+    );
+    report
 }
 
 /// Starts a node of `role` in `dir` on loopback, told only `bootstrap`.
@@ -87,17 +99,7 @@ async fn a_worker_told_only_another_worker_finds_the_validator_and_runs_tasks() 
     .await;
     eprintln!("found the validator in {:?}", started.elapsed());
 
-    let (job, inputs) = job(16);
-    let report = session
-        .run_job(&job, Duration::from_secs(60), |_, _| {})
-        .await
-        .unwrap();
-    check_report(
-        &report,
-        smartnodes_examples::WORDCOUNT,
-        &inputs,
-        &job.limits,
-    );
+    let report = run_checked(&session, &job(16, 0)).await;
     let by_late = report
         .tasks
         .iter()
@@ -122,17 +124,7 @@ async fn a_user_told_only_a_worker_submits_a_job() {
         .await
         .unwrap();
     assert_eq!(session.validator(), net.validators[0].peer_id());
-    let (job, inputs) = job(8);
-    let report = session
-        .run_job(&job, Duration::from_secs(60), |_, _| {})
-        .await
-        .unwrap();
-    check_report(
-        &report,
-        smartnodes_examples::WORDCOUNT,
-        &inputs,
-        &job.limits,
-    );
+    run_checked(&session, &job(8, 0)).await;
     session.close().await;
 
     // Told a peer that is not there: a clear error, not a hang.
@@ -173,17 +165,7 @@ async fn a_validator_restarted_on_a_new_port_is_found_again() {
     )
     .await;
     eprintln!("found again by both workers in {:?}", started.elapsed());
-    let (job, inputs) = job(8);
-    let report = session
-        .run_job(&job, Duration::from_secs(60), |_, _| {})
-        .await
-        .unwrap();
-    check_report(
-        &report,
-        smartnodes_examples::WORDCOUNT,
-        &inputs,
-        &job.limits,
-    );
+    run_checked(&session, &job(8, 0)).await;
     session.close().await;
     restarted.stop().await;
     net.stop().await;
@@ -309,12 +291,8 @@ async fn metrics_answer_in_prometheus_format_and_move_with_a_job() {
     assert!(before.contains("libp2p_kad_"), "{before}");
 
     let session = UserSession::connect(net.validator_addr()).await.unwrap();
-    let (mut job, _) = job(10);
-    job.sample_ppm = 1_000_000; // every result re-run: the verification counters are exact
-    let report = session
-        .run_job(&job, Duration::from_secs(60), |_, _| {})
-        .await
-        .unwrap();
+    // Every result re-run: the verification counters are exact.
+    let report = run_checked(&session, &job(10, 1_000_000)).await;
     session.close().await;
     let fuel: u64 = report.tasks.iter().map(|t| t.receipt.body.fuel_used).sum();
 
