@@ -49,6 +49,8 @@ pub enum Command {
     Node(crate::commands::node::NodeArgs),
     /// Submit a job (one task per --input) to a validator and wait for every result.
     ///
+    /// The validator is given (--validator) or found through any peer (--bootstrap).
+    ///
     /// Each output is checked against its worker's signed receipt and written to
     /// DIR/INDEX.out; DIR/summary.json lists each task's verdict, output hash, fuel and
     /// worker. Exit status: 0 all tasks completed, 1 some ended otherwise, 2 an error.
@@ -82,4 +84,12 @@ pub enum Command {
     /// devnet report). The bundle is checked against the hash before it is written; re-check
     /// it with `smartnodes verify FILE`.
     Evidence(crate::commands::evidence::EvidenceArgs),
+    /// List the network's validators and workers, as the DHT knows them.
+    ///
+    /// Joins through --bootstrap (any validator or worker), looks up the providers of each
+    /// role and their signed role records, and prints per peer: peer id, role, capacity,
+    /// addresses, whether it is registered on the contract (with --rpc-url and
+    /// --deployment; `-` otherwise) and when it last signed its record. Exit status: 0
+    /// some peer found, 1 none, 2 an error (no bootstrap peer answered).
+    Peers(crate::commands::peers::PeersArgs),
 }

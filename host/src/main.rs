@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Claim(args) => smartnodes::commands::chain::claim(args),
         Command::Verify(args) => smartnodes::commands::verify::run(args),
         Command::Evidence(args) => smartnodes::commands::evidence::run(args),
+        Command::Peers(args) => smartnodes::commands::peers::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

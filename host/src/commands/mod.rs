@@ -6,6 +6,7 @@ pub mod evidence;
 pub mod keys;
 pub mod new;
 pub mod node;
+pub mod peers;
 pub mod run;
 pub mod status;
 pub mod submit;

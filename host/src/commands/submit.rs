@@ -22,8 +22,12 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "FILE", required = true)]
     pub input: Vec<PathBuf>,
     /// The validator; `/p2p/<peer id>` is optional.
-    #[arg(long, value_name = "MULTIADDR")]
-    pub validator: Multiaddr,
+    #[arg(long, value_name = "MULTIADDR", required_unless_present = "bootstrap")]
+    pub validator: Option<Multiaddr>,
+    /// Instead of --validator: any peer of the network (repeatable); a validator is found
+    /// through it (Kademlia) and the job sent to the one that answers fastest.
+    #[arg(long, value_name = "MULTIADDR", conflicts_with = "validator")]
+    pub bootstrap: Vec<Multiaddr>,
     /// Fuel per task.
     #[arg(long, value_name = "N", default_value_t = JobLimits::default().fuel)]
     pub fuel: u64,
@@ -72,9 +76,14 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let session = UserSession::connect(args.validator.clone())
-            .await
-            .with_context(|| format!("connecting to {}", args.validator))?;
+        let session = match &args.validator {
+            Some(validator) => UserSession::connect(validator.clone())
+                .await
+                .with_context(|| format!("connecting to {validator}"))?,
+            None => UserSession::discover(args.bootstrap.clone(), Duration::from_secs(30))
+                .await
+                .context("finding a validator")?,
+        };
         let total = job.inputs.len();
         let job_id = session.submit(&job).await.context("submitting the job")?;
         eprintln!("job {} submitted: {total} tasks", hex::encode(job_id));

@@ -614,6 +614,14 @@ pub enum RecordBody {
         role: String,
         /// Task slots (workers).
         capacity: u32,
+        /// Where it can be dialed (multiaddr bytes, without `/p2p`; at most
+        /// [`crate::net::discovery::MAX_ADDRS`]), best first.
+        addrs: Vec<Vec<u8>>,
+        /// Its chain account, when it runs with a chain (registered on `SmartnodesCore`
+        /// with `keccak256(peer id)`; anyone can check).
+        account: Option<[u8; 20]>,
+        /// Unix seconds when it signed the record: a newer record replaces an older one.
+        signed_at: u64,
         /// Unix seconds after which the record is void.
         expires: u64,
     },
@@ -884,6 +892,9 @@ mod tests {
             peer: key.public().to_peer_id().to_bytes(),
             role: "worker".into(),
             capacity: 4,
+            addrs: Vec::new(),
+            account: None,
+            signed_at: 0,
             expires: 100,
         };
         let rec = SignedRecord::sign(body, &key);

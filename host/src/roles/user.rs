@@ -37,6 +37,9 @@ pub enum UserError {
     /// No result for too long.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Discovery found no reachable validator in time.
+    #[error("no validator found through the bootstrap peers within {0:?}")]
+    NoValidator(Duration),
 }
 
 /// One task's checked result.
@@ -125,8 +128,68 @@ impl UserSession {
     pub async fn connect(addr: Multiaddr) -> Result<UserSession, UserError> {
         let identity = Identity::ephemeral();
         let store = Store::temporary()?;
-        let (client, mut events, _) = net::start(identity.keypair().clone(), None).await?;
+        let (client, events, _) = net::start(identity.keypair().clone(), None).await?;
         let validator = client.dial(addr.clone()).await?;
+        Ok(Self::with(client, events, store, validator, addr))
+    }
+
+    /// Like [`UserSession::connect`], but given any peers of the network (validators or
+    /// workers): finds the validators through the DHT (`net::discovery`) and uses the one
+    /// that answered its dial fastest. Fails after `timeout` without one.
+    pub async fn discover(
+        bootstrap: Vec<Multiaddr>,
+        timeout: Duration,
+    ) -> Result<UserSession, UserError> {
+        let identity = Identity::ephemeral();
+        let store = Store::temporary()?;
+        let config = net::NetConfig {
+            listen: None,
+            discovery: net::discovery::DiscoveryConfig {
+                bootstrap,
+                interval: Duration::from_secs(1),
+                ..Default::default()
+            },
+            metrics: None,
+        };
+        let (client, events, _) = net::start_with(identity.keypair().clone(), config).await?;
+        let mut changes = client.changes();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let found = loop {
+            let best = client
+                .peers()
+                .await
+                .into_iter()
+                .filter(|p| p.role == "validator" && p.connected)
+                .min_by_key(|p| (p.dial_time.unwrap_or(Duration::MAX), p.peer));
+            if let Some(best) = best {
+                break best;
+            }
+            if !matches!(
+                tokio::time::timeout_at(deadline, changes.changed()).await,
+                Ok(Ok(()))
+            ) {
+                client.shutdown().await;
+                return Err(UserError::NoValidator(timeout));
+            }
+        };
+        let addr = found
+            .addrs
+            .first()
+            .cloned()
+            .unwrap_or_else(Multiaddr::empty)
+            .with_p2p(found.peer)
+            .unwrap_or_else(|a| a);
+        tracing::info!(validator = %found.peer, %addr, "found a validator");
+        Ok(Self::with(client, events, store, found.peer, addr))
+    }
+
+    fn with(
+        client: Client,
+        mut events: mpsc::Receiver<Event>,
+        store: Store,
+        validator: PeerId,
+        addr: Multiaddr,
+    ) -> UserSession {
         let pushes: Pushes = Arc::default();
         let (c, s, p) = (client.clone(), store.clone(), pushes.clone());
         let events_task = tokio::spawn(async move {
@@ -160,7 +223,7 @@ impl UserSession {
                 c.respond(responder, response).await;
             }
         });
-        Ok(UserSession {
+        UserSession {
             blobs: Blobs::new(client.clone(), store.clone()),
             client,
             store,
@@ -168,7 +231,7 @@ impl UserSession {
             validator: Mutex::new(validator),
             pushes,
             events_task,
-        })
+        }
     }
 
     /// The session's blob store (what it serves to the validator).

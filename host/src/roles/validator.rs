@@ -94,6 +94,8 @@ pub(crate) struct Validator {
     epochs: Option<Arc<crate::epoch::EpochNode>>,
     /// Evidence (issue 21): the rate of evidence requests served.
     evidence_limiter: Mutex<evidence::Limiter>,
+    /// Metrics (issue 18).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -140,21 +142,11 @@ impl Validator {
             sample_ppm: config.sample_ppm.min(1_000_000),
             checks: tokio::sync::Notify::new(),
             evidence_limiter: Mutex::new(evidence::Limiter::new(Instant::now())),
+            metrics: config.metrics.clone(),
         });
         validator.recover()?;
-        for addr in &config.bootstrap {
-            let _ = validator.client.dial(addr.clone()).await;
-        }
-        let role_record = SignedRecord::sign(
-            RecordBody::Role {
-                peer: validator.client.peer_id().to_bytes(),
-                role: "validator".into(),
-                capacity: 0,
-                expires: unix_now() + 600,
-            },
-            &config.keypair,
-        );
-        validator.client.put_record(role_record).await;
+        // The network dials the bootstrap peers (and redials them) and publishes the
+        // role record (`net::discovery`).
 
         let lane = tokio::spawn(validator.clone().check_lane());
         let v = validator.clone();
@@ -644,9 +636,12 @@ impl Validator {
             expired.len()
         };
         if expired > 0 {
+            self.metrics.leases_expired.inc_by(expired as u64);
             tracing::info!(expired, "leases expired; tasks requeued");
         }
         self.schedule();
+        let depth = self.state.lock().expect("poisoned").queue.len();
+        self.metrics.queue_depth.set(depth as i64);
     }
 
     /// Gives queued tasks to the workers with free slots, best reputation first.
@@ -912,6 +907,7 @@ impl Validator {
         let _ = self
             .store
             .update_reputation(&peer.to_bytes(), |r| r.score += 1);
+        self.metrics.result_accepted(body.fuel_used);
         if let Some(e) = &self.epochs {
             e.on_accepted(&result.receipt, total); // Epochs (issue 6).
         }

@@ -1,5 +1,6 @@
 //! The network's tests: one binary, one module per subject.
 //!
+//! - `discovery`: nodes told one peer find the validators; `peers`; metrics;
 //! - `inprocess`: validators, workers and a user in one tokio runtime;
 //! - `multiprocess`: real `smartnodes` processes on loopback;
 //! - `blobs`: large transfers and corrupted chunks;
@@ -10,6 +11,7 @@
 mod blobs;
 mod common;
 mod evidence;
+mod discovery;
 mod fuzz;
 mod inprocess;
 mod multiprocess;
