@@ -22,12 +22,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devnet(args) => smartnodes::commands::devnet::run(args),
         Command::Run(args) => smartnodes::commands::run::run(args),
+        Command::New(args) => smartnodes::commands::new::run(args),
         Command::Node(args) => smartnodes::commands::node::run(args),
         Command::Submit(args) => smartnodes::commands::submit::run(args),
         Command::Status(args) => smartnodes::commands::status::run(args),
         Command::Keys(args) => smartnodes::commands::keys::run(args),
         Command::Chain(args) => smartnodes::commands::chain::run(args),
         Command::Claim(args) => smartnodes::commands::chain::claim(args),
+        Command::Verify(args) => smartnodes::commands::verify::run(args),
+        Command::Evidence(args) => smartnodes::commands::evidence::run(args),
+        Command::Peers(args) => smartnodes::commands::peers::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

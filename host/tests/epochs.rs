@@ -470,6 +470,52 @@ async fn a_worker_caught_cheating_is_blacklisted_on_chain_and_paid_nothing() {
         .is_blacklisted(cheater_address)
         .await
         .unwrap());
+    // Evidence (issue 21): the evidence the executed summary records (its hash is the one
+    // on chain) is the id of a bundle a validator serves, which re-checks offline.
+    let session = UserSession::connect(net.validators[0].addr())
+        .await
+        .unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        if let smartnodes::net::proto::JobResponse::Epochs(contents) =
+            session.epochs(0).await.unwrap()
+        {
+            found = contents.into_iter().find(|c| {
+                c.summary()
+                    .is_some_and(|s| s.blacklist.iter().any(|b| b.worker == cheater_address))
+            });
+        }
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let content = found.expect("an executed epoch blacklists the cheater");
+    let summary = content.summary().expect("a summary");
+    assert_eq!(
+        chain
+            .deployer
+            .epoch_record(content.epoch)
+            .await
+            .unwrap()
+            .summary_hash,
+        summary.hash()
+    );
+    let entry = summary
+        .blacklist
+        .iter()
+        .find(|b| b.worker == cheater_address)
+        .expect("the cheater's blacklist entry");
+    let bundle = session.evidence(entry.evidence.0).await.unwrap();
+    assert_eq!(bundle.id(), entry.evidence.0);
+    let bundle = smartnodes::evidence::Bundle::from_bytes(&bundle.to_bytes()).unwrap();
+    let runtime = smartnodes_runtime::Runtime::new(Default::default()).unwrap();
+    let report = smartnodes::evidence::judge(&bundle, &runtime.fingerprint().0, |t, m, i| {
+        smartnodes::commands::verify::run_task(&runtime, t, m, i)
+    })
+    .unwrap();
+    assert_eq!(report.verdict, smartnodes::evidence::Verdict::WorkerLied);
+    session.close().await;
     run_jobs(&net, 12, 100).await;
     run_epoch(&net, 2).await;
     // The honest workers' automatic claims land; the cheater has nothing to claim.

@@ -144,12 +144,18 @@ fn usage_and_host_errors_exit_2_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     let out = run_with_stdin(&[echo.to_str().unwrap(), "--frobnicate"], b"");
     assert_eq!(out.status.code(), Some(2));
-    // A text file that is not valid WebAssembly text.
+    // A text file that is not valid WebAssembly text is not a module: a verdict (exit 1),
+    // whose reason shows where the text went wrong.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.wat");
     std::fs::write(&bad, "(module (func $oops").unwrap();
     let out = run_with_stdin(&[bad.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid_module") && stderr.contains("nor WebAssembly text"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -257,6 +257,9 @@ impl Runtime {
                 limits.max_module_bytes
             )));
         }
+        if let Some(reason) = not_a_module(wasm) {
+            return Ok(Err(reason));
+        }
         let id = ModuleId::of(wasm);
         if let Some(pre) = self.memory_cache.lock().expect("cache lock").get(&id.0) {
             return Ok(Ok(TaskModule { id, pre }));
@@ -342,6 +345,25 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// Why `wasm` cannot be a module at all, before any parsing: it is empty or does not start
+/// with the binary format's magic number and version 1. Any such bytes (garbage, text) are
+/// an invalid module like any other, with a reason a person can act on.
+fn not_a_module(wasm: &[u8]) -> Option<String> {
+    if wasm.is_empty() {
+        return Some("the module is empty (0 bytes)".into());
+    }
+    if !wasm.starts_with(b"\0asm") {
+        return Some(format!(
+            "not a WebAssembly binary: it starts with {:02x?}, not the magic number \\0asm",
+            &wasm[..wasm.len().min(4)]
+        ));
+    }
+    if wasm.get(4..8) != Some(&[1, 0, 0, 0][..]) {
+        return Some("not a WebAssembly 1.0 binary module (its version is not 1)".into());
+    }
+    None
 }
 
 fn check_files(input: &TaskInput) -> Result<()> {

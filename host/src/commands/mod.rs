@@ -2,8 +2,12 @@
 
 pub mod chain;
 pub mod devnet;
+pub mod evidence;
 pub mod keys;
+pub mod new;
 pub mod node;
+pub mod peers;
 pub mod run;
 pub mod status;
 pub mod submit;
+pub mod verify;

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 pub struct RunArgs {
     /// The task module: a binary wasm file, a WebAssembly text file (.wat), or
     /// `example:NAME` for an example task built into this binary (wordcount, primes,
-    /// sha256-chain, mandelbrot, matmul).
+    /// sha256-chain, mandelbrot, matmul; wordcount-c, mandelbrot-c, primes-zig,
+    /// sha256-chain-as). Any other bytes are run too: they give the verdict invalid_module.
     pub module: PathBuf,
     /// The task's input: a file, or `-` for stdin. Default: stdin when it is piped,
     /// otherwise empty.
@@ -61,29 +62,33 @@ fn parse_seed(s: &str) -> Result<[u8; 32], String> {
 }
 
 /// Reads a module file, translating WebAssembly text to binary; `example:NAME` is an
-/// example task built into this binary.
+/// example task built into this binary. A file that is neither binary wasm nor
+/// WebAssembly text is returned as it is: running it gives the verdict `invalid_module`
+/// (the module is whatever bytes the file holds), not an error.
 pub fn read_module(path: &std::path::Path) -> Result<Vec<u8>> {
+    Ok(read_module_file(path)?.0)
+}
+
+/// [`read_module`], plus why the file is not WebAssembly text when it looked like neither
+/// binary wasm nor text (`None` when it was one of the two).
+fn read_module_file(path: &std::path::Path) -> Result<(Vec<u8>, Option<String>)> {
     if let Some(name) = path.to_str().and_then(|p| p.strip_prefix("example:")) {
         return smartnodes_examples::module(name)
-            .map(<[u8]>::to_vec)
+            .map(|wasm| (wasm.to_vec(), None))
             .with_context(|| {
-                let names: Vec<&str> = smartnodes_examples::ALL.iter().map(|(n, _)| *n).collect();
-                format!("no example task {name:?}; there are: {}", names.join(", "))
+                let names = smartnodes_examples::names().join(", ");
+                format!("no example task {name:?}; there are: {names}")
             });
     }
     let bytes =
         std::fs::read(path).with_context(|| format!("reading the module {}", path.display()))?;
-    if bytes.starts_with(b"\0asm") {
-        return Ok(bytes);
+    if bytes.is_empty() || bytes.starts_with(b"\0asm") {
+        return Ok((bytes, None));
     }
-    wat::parse_bytes(&bytes)
-        .map(|b| b.into_owned())
-        .with_context(|| {
-            format!(
-                "{} is neither binary wasm nor valid WebAssembly text",
-                path.display()
-            )
-        })
+    match wat::parse_bytes(&bytes) {
+        Ok(wasm) => Ok((wasm.into_owned(), None)),
+        Err(e) => Ok((bytes, Some(format!("nor WebAssembly text: {e}")))),
+    }
 }
 
 fn read_input(input: Option<&str>) -> Result<Vec<u8>> {
@@ -125,7 +130,7 @@ pub fn outcome_json(outcome: &Outcome, module: ModuleId, fingerprint: &str) -> s
 
 /// Runs the command; returns the process exit status (0 completed, 1 another verdict).
 pub fn run(args: RunArgs) -> Result<u8> {
-    let wasm = read_module(&args.module)?;
+    let (wasm, not_text) = read_module_file(&args.module)?;
     let input = read_input(args.input.as_deref())?;
     let limits = Limits {
         fuel: args.fuel,
@@ -146,9 +151,12 @@ pub fn run(args: RunArgs) -> Result<u8> {
     })
     .context("starting the sandbox")?;
     let task = TaskInput::new(input).with_seed(args.seed.unwrap_or([0; 32]));
-    let outcome = runtime
+    let mut outcome = runtime
         .run(&wasm, &task, &limits)
         .context("running the task")?;
+    if let (Verdict::InvalidModule, Some(why)) = (outcome.verdict, not_text) {
+        outcome.detail = format!("{}; {why}", outcome.detail);
+    }
 
     let mut stdout = std::io::stdout().lock();
     if args.json {

@@ -526,6 +526,13 @@ pub enum BlobRequest {
         /// Chunk index.
         index: u32,
     },
+    /// Evidence (issue 21): the claim of the evidence bundle `id` (validators answer for
+    /// the fraud proofs they made or accepted, rate-limited per peer); the bundle's module
+    /// and input are then fetched as blobs.
+    Evidence {
+        /// The bundle's id ([`crate::evidence::Bundle::id`]).
+        id: Hash,
+    },
 }
 
 /// `/smartnodes/blob/1` responses.
@@ -537,6 +544,10 @@ pub enum BlobResponse {
     Chunk(Vec<u8>),
     /// This node does not have the blob.
     NotFound,
+    /// Evidence (issue 21): the claim of the asked bundle.
+    Claim(Box<crate::evidence::Claim>),
+    /// Evidence (issue 21): too many requests; ask again later.
+    Busy,
 }
 
 /// How a blob is cut into chunks: its length and each chunk's sha256.
@@ -603,6 +614,14 @@ pub enum RecordBody {
         role: String,
         /// Task slots (workers).
         capacity: u32,
+        /// Where it can be dialed (multiaddr bytes, without `/p2p`; at most
+        /// [`crate::net::discovery::MAX_ADDRS`]), best first.
+        addrs: Vec<Vec<u8>>,
+        /// Its chain account, when it runs with a chain (registered on `SmartnodesCore`
+        /// with `keccak256(peer id)`; anyone can check).
+        account: Option<[u8; 20]>,
+        /// Unix seconds when it signed the record: a newer record replaces an older one.
+        signed_at: u64,
         /// Unix seconds after which the record is void.
         expires: u64,
     },
@@ -900,6 +919,9 @@ mod tests {
             peer: key.public().to_peer_id().to_bytes(),
             role: "worker".into(),
             capacity: 4,
+            addrs: Vec::new(),
+            account: None,
+            signed_at: 0,
             expires: 100,
         };
         let rec = SignedRecord::sign(body, &key);

@@ -37,6 +37,9 @@ pub enum UserError {
     /// No result for too long.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Discovery found no reachable validator in time.
+    #[error("no validator found through the bootstrap peers within {0:?}")]
+    NoValidator(Duration),
 }
 
 /// One task's checked result.
@@ -150,8 +153,68 @@ impl UserSession {
     pub async fn connect(addr: Multiaddr) -> Result<UserSession, UserError> {
         let identity = Identity::ephemeral();
         let store = Store::temporary()?;
-        let (client, mut events, _) = net::start(identity.keypair().clone(), None).await?;
+        let (client, events, _) = net::start(identity.keypair().clone(), None).await?;
         let validator = client.dial(addr.clone()).await?;
+        Ok(Self::with(client, events, store, validator, addr))
+    }
+
+    /// Like [`UserSession::connect`], but given any peers of the network (validators or
+    /// workers): finds the validators through the DHT (`net::discovery`) and uses the one
+    /// that answered its dial fastest. Fails after `timeout` without one.
+    pub async fn discover(
+        bootstrap: Vec<Multiaddr>,
+        timeout: Duration,
+    ) -> Result<UserSession, UserError> {
+        let identity = Identity::ephemeral();
+        let store = Store::temporary()?;
+        let config = net::NetConfig {
+            listen: None,
+            discovery: net::discovery::DiscoveryConfig {
+                bootstrap,
+                interval: Duration::from_secs(1),
+                ..Default::default()
+            },
+            metrics: None,
+        };
+        let (client, events, _) = net::start_with(identity.keypair().clone(), config).await?;
+        let mut changes = client.changes();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let found = loop {
+            let best = client
+                .peers()
+                .await
+                .into_iter()
+                .filter(|p| p.role == "validator" && p.connected)
+                .min_by_key(|p| (p.dial_time.unwrap_or(Duration::MAX), p.peer));
+            if let Some(best) = best {
+                break best;
+            }
+            if !matches!(
+                tokio::time::timeout_at(deadline, changes.changed()).await,
+                Ok(Ok(()))
+            ) {
+                client.shutdown().await;
+                return Err(UserError::NoValidator(timeout));
+            }
+        };
+        let addr = found
+            .addrs
+            .first()
+            .cloned()
+            .unwrap_or_else(Multiaddr::empty)
+            .with_p2p(found.peer)
+            .unwrap_or_else(|a| a);
+        tracing::info!(validator = %found.peer, %addr, "found a validator");
+        Ok(Self::with(client, events, store, found.peer, addr))
+    }
+
+    fn with(
+        client: Client,
+        mut events: mpsc::Receiver<Event>,
+        store: Store,
+        validator: PeerId,
+        addr: Multiaddr,
+    ) -> UserSession {
         let pushes: Pushes = Arc::default();
         let (c, s, p) = (client.clone(), store.clone(), pushes.clone());
         let events_task = tokio::spawn(async move {
@@ -185,7 +248,7 @@ impl UserSession {
                 c.respond(responder, response).await;
             }
         });
-        Ok(UserSession {
+        UserSession {
             blobs: Blobs::new(client.clone(), store.clone()),
             client,
             store,
@@ -193,7 +256,7 @@ impl UserSession {
             validator: Mutex::new(validator),
             pushes,
             events_task,
-        })
+        }
     }
 
     /// The session's blob store (what it serves to the validator).
@@ -231,6 +294,60 @@ impl UserSession {
             .client
             .job(self.validator(), JobRequest::Epochs { from })
             .await?)
+    }
+
+    /// Evidence (issue 21): the evidence bundle `id` from the validator. Asks for its claim
+    /// (again after a pause while the validator says it is busy, up to 10 times), checks
+    /// that the claim is the one named, fetches the task's module and input as blobs and
+    /// checks them against the claim's hashes.
+    pub async fn evidence(&self, id: Hash) -> Result<crate::evidence::Bundle, UserError> {
+        let validator = self.validator();
+        let mut tries = 0;
+        let claim = loop {
+            match self
+                .client
+                .blob(validator, BlobRequest::Evidence { id })
+                .await?
+            {
+                BlobResponse::Claim(claim) => break *claim,
+                BlobResponse::NotFound => {
+                    return Err(UserError::Rejected(format!(
+                        "the validator has no evidence bundle {}",
+                        hex::encode(id)
+                    )))
+                }
+                BlobResponse::Busy if tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                BlobResponse::Busy => {
+                    return Err(UserError::Rejected("too many evidence requests".into()))
+                }
+                _ => return Err(UserError::Unexpected),
+            }
+        };
+        if claim.id() != id {
+            return Err(UserError::Invalid(
+                "the validator sent the claim of another bundle".into(),
+            ));
+        }
+        let task = claim.task().clone();
+        let mut bytes = Vec::new();
+        for (blob, max) in [
+            (task.module, crate::evidence::MAX_MODULE),
+            (task.input, limits::MAX_BLOB),
+        ] {
+            self.blobs
+                .fetch(validator, blob, max)
+                .await
+                .map_err(|e| UserError::Rejected(format!("fetching the bundle's blobs: {e}")))?;
+            let blob = self.store.blob(&blob)?.ok_or(UserError::Unexpected)?;
+            bytes.push(blob.to_vec());
+        }
+        let input = bytes.pop().unwrap_or_default();
+        let module = bytes.pop().unwrap_or_default();
+        crate::evidence::Bundle::new(claim, module, input)
+            .map_err(|e| UserError::Invalid(e.to_string()))
     }
 
     /// Submits a job and returns its id once the validator has stored it.

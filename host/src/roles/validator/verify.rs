@@ -159,6 +159,11 @@ impl Validator {
         let worker_key = worker.to_bytes();
         // A re-execution that concluded counts as a sample, whichever way it went.
         if let Some(Finding::Verified(observed) | Finding::Mismatch(observed)) = &finding {
+            let outcome = match &finding {
+                Some(Finding::Verified(_)) => "verified",
+                _ => "fraud",
+            };
+            self.metrics.verified(outcome, observed.fuel_used);
             self.bump_stats(&job_id, |s| {
                 s.sampled += 1;
                 s.verify_fuel = s.verify_fuel.saturating_add(observed.fuel_used);
@@ -284,6 +289,7 @@ impl Validator {
     fn convict(self: &Arc<Self>, worker: PeerId, proof: &FraudProof) -> Result<(), StoreError> {
         let id = proof.id();
         self.store.frauds.insert(&id, proof)?;
+        self.metrics.frauds_proven.inc();
         // Epochs: the worker's uncounted receipts are forfeited and the next summary
         // blacklists it on chain (with the smallest proof id known, so that validators
         // that caught it separately agree).
