@@ -73,7 +73,9 @@ pub enum Command {
     ///
     /// Re-runs the task in the local sandbox and says whether the worker's signed receipt
     /// was a lie: worker_lied (the bundle's claim holds), worker_honest, prover_wrong, or
-    /// cannot_check and why (e.g. the receipt is from another engine). With --receipt,
+    /// cannot_check and why (e.g. the prover ran another engine). A receipt false by its
+    /// form (fuel above the task's limit, or signed for an engine other than the network's)
+    /// is worker_lied with nothing run (`form_fault` says why). With --receipt,
     /// --module and --input it checks a receipt alone (worker_honest when it holds).
     /// Exit status: 0 the claim holds, 1 it does not or cannot be checked here, 2 a bad
     /// bundle (truncated, oversized, corrupt) or an error.

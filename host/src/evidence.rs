@@ -19,16 +19,21 @@
 //!
 //! ## The re-check ([`judge`])
 //! Form first (the worker's signature, the receipt commits to the task, the prover's
-//! signature, the observation contradicts the receipt), then the engine (a receipt from an
-//! engine other than the local one cannot be checked here: `cannot_check` with the reason),
-//! then one run: the claim holds (`worker_lied`) only when the run gives exactly the
-//! prover's observation; the receipt's own outcome means `worker_honest`; anything else
-//! means `prover_wrong`.
+//! signature, the observation contradicts the receipt). Then what the receipt's own form
+//! proves (the `form_fault` of the report): a receipt claiming more fuel than the task's
+//! limit is false on every engine; a receipt signed for an engine other than the one the
+//! prover ran and this machine runs (the network's: one engine per network) is false too.
+//! Neither needs a run. A bundle whose prover ran another engine than this machine cannot
+//! be checked here (`cannot_check` with the reason). Otherwise one run: the claim holds
+//! (`worker_lied`) only when the run gives exactly the prover's observation; the receipt's
+//! own outcome means `worker_honest`; anything else means `prover_wrong`. Under the
+//! network's engine (the in-wasm meter) every verdict is reproducible, a too-deep recursion
+//! included, so none is set aside.
 
 use crate::net::proto::{encode, limits, FraudProof, Hash, Observed, Receipt, TaskSpec};
 use libp2p::identity::PublicKey;
 use serde::{Deserialize, Serialize};
-use smartnodes_runtime::{sha256, TrapCode, Verdict as RunVerdict};
+use smartnodes_runtime::sha256;
 
 /// The first bytes of every bundle file.
 pub const MAGIC: &[u8; 8] = b"SNEVIDNC";
@@ -43,9 +48,10 @@ pub const MAX_BUNDLE: u64 = MAX_MODULE + limits::MAX_BLOB + (64 << 10);
 /// Largest receipt file.
 pub const MAX_RECEIPT_FILE: u64 = 64 << 10;
 
-/// What a bundle claims. An enum so that claims provable without running anything (a
-/// receipt from a foreign engine, fuel above the task's limit) can join without a new
-/// format: a new variant is appended, old bundles decode unchanged.
+/// What a bundle claims. An enum so that other kinds of claim can join without a new
+/// format: a new variant is appended, old bundles decode unchanged. (A receipt false by its
+/// form, from a foreign engine or above the fuel limit, is a `Reexecution` proof whose
+/// prover restated the receipt on the network's engine: [`judge`] needs no run for it.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Claim {
     /// A validator re-ran the task and got something other than the worker's receipt
@@ -310,15 +316,11 @@ pub struct Report {
     pub observed: Option<Observed>,
     /// The conclusion.
     pub verdict: Verdict,
+    /// Why the receipt is false by its form alone, when it is (then nothing was run).
+    pub form_fault: Option<String>,
     /// Whether the checked claim holds: the worker lied for a bundle, the receipt is true
     /// for a receipt checked alone.
     pub holds: bool,
-}
-
-/// Whether a verdict code is the same on every machine (see
-/// [`smartnodes_runtime::Verdict::is_reproducible`]).
-pub fn reproducible(code: (u8, i64)) -> bool {
-    code != RunVerdict::Trapped(TrapCode::StackOverflow).code()
 }
 
 /// The receipt's form: `(worker signature valid, receipt valid, why not)`.
@@ -355,13 +357,7 @@ fn rerun(
     if let Err(e) = task.limits.check() {
         return Ok(Err(format!("the task's limits are invalid: {e}")));
     }
-    let observed = run()?;
-    if !reproducible(observed.verdict) {
-        return Ok(Err(
-            "the task's verdict (a native stack overflow) is not reproducible".into(),
-        ));
-    }
-    Ok(Ok(observed))
+    Ok(Ok(run()?))
 }
 
 /// Re-checks a bundle's claim on an engine with fingerprint `engine`. `run` runs the
@@ -394,12 +390,23 @@ pub fn judge(
         prover_observed: Some(prover),
         observed: None,
         verdict: Verdict::WorkerLied,
+        form_fault: None,
         holds: false,
     };
     report.verdict = if let Some(why) = receipt_problem {
         Verdict::ProverWrong(format!("{why}: the worker never claimed this"))
     } else if let Err(why) = form {
         Verdict::ProverWrong(format!("the proof is not well formed: {why}"))
+    } else if prover.engine != *engine {
+        Verdict::CannotCheck(format!(
+            "the prover ran engine {}, this machine runs engine {}",
+            hex::encode(prover.engine),
+            hex::encode(engine)
+        ))
+    } else if let Some(why) = receipt.body.form_fault(task.limits.fuel, engine) {
+        // The prover's engine is this machine's: the network's.
+        report.form_fault = Some(why);
+        Verdict::WorkerLied
     } else {
         match rerun(task, receipt, engine, || {
             run(task, &bundle.module, &bundle.input)
@@ -449,10 +456,19 @@ pub fn judge_receipt(
         prover_observed: None,
         observed: None,
         verdict: Verdict::WorkerHonest,
+        form_fault: None,
         holds: false,
     };
     report.verdict = if let Some(why) = problem {
         Verdict::CannotCheck(format!("{why}: the worker never claimed this"))
+    } else if claimed.fuel_used > task.limits.fuel {
+        // False on any engine: none reports more fuel than the budget. (A receipt from
+        // another engine is not judged by its engine here: nothing says which engine the
+        // receipt's network runs.)
+        report.form_fault = receipt
+            .body
+            .form_fault(task.limits.fuel, &receipt.body.engine);
+        Verdict::WorkerLied
     } else {
         match rerun(task, receipt, engine, || run(task, module, input))? {
             Err(why) => Verdict::CannotCheck(why),
@@ -490,13 +506,14 @@ pub fn observed_json(o: &Observed) -> serde_json::Value {
         "verdict_code": [o.verdict.0, o.verdict.1],
         "output_hash": o.output_hash.map(hex::encode),
         "fuel_used": o.fuel_used,
+        "engine": hex::encode(o.engine),
     })
 }
 
 impl Report {
     /// The report as JSON (`claim`, `receipt_valid`, `worker_signature_valid`, `observed`,
     /// `claimed`, `verdict`, `reason`, and `id`, `prover_signature_valid`,
-    /// `prover_observed`, `holds`).
+    /// `prover_observed`, `form_fault`, `holds`).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "claim": self.claim,
@@ -509,6 +526,7 @@ impl Report {
             "observed": self.observed.as_ref().map(observed_json),
             "verdict": self.verdict.name(),
             "reason": self.verdict.reason(),
+            "form_fault": self.form_fault,
             "holds": self.holds,
         })
     }
@@ -517,6 +535,11 @@ impl Report {
     pub fn line(&self) -> String {
         let who = |o: &Option<Observed>| o.as_ref().map_or("-".to_string(), describe);
         let what = match &self.verdict {
+            Verdict::WorkerLied if self.form_fault.is_some() => format!(
+                "the worker lied: its signed receipt claims {}, false by its form alone ({})",
+                describe(&self.claimed),
+                self.form_fault.as_deref().unwrap_or_default()
+            ),
             Verdict::WorkerLied if self.claim == "receipt" => format!(
                 "the worker lied: its receipt claims {}, re-running the task here gives {}",
                 describe(&self.claimed),
@@ -550,6 +573,7 @@ mod tests {
         verdict: (0, 0),
         output_hash: Some([1; 32]),
         fuel_used: 100,
+        engine: ENGINE,
     };
 
     /// A bundle whose worker claims `claimed` and whose prover says `observed`.
@@ -623,12 +647,62 @@ mod tests {
     }
 
     #[test]
+    fn a_receipt_false_by_its_form_is_a_lie_and_nothing_runs() {
+        let never = |_: &TaskSpec, _: &[u8], _: &[u8]| -> Result<Observed, String> {
+            panic!("must not run")
+        };
+        // Signed for another engine than the prover's and this machine's (the network's).
+        let b = bundle(TRUE, TRUE, [8; 32]);
+        let r = judge(&b, &ENGINE, never).unwrap();
+        assert_eq!(r.verdict, Verdict::WorkerLied);
+        assert!(r.holds && r.form_fault.as_deref().unwrap().contains("engine"));
+        assert!(r.line().contains("false by its form"));
+        assert_eq!(r.to_json()["form_fault"], r.form_fault.clone().unwrap());
+        // Fuel above the task's limit, on the network's engine.
+        let over = Observed {
+            fuel_used: JobLimits::default().fuel + 1,
+            ..TRUE
+        };
+        let r = judge(&bundle(over, TRUE, ENGINE), &ENGINE, never).unwrap();
+        assert_eq!(r.verdict, Verdict::WorkerLied);
+        assert!(r.form_fault.unwrap().contains("limit"));
+        // A receipt checked alone: over the limit is a lie on any engine.
+        let b = bundle(over, TRUE, [8; 32]);
+        let file = ReceiptFile {
+            task: b.claim.task().clone(),
+            receipt: b.claim.receipt().clone(),
+        };
+        let r = judge_receipt(&file, &b.module, &b.input, &ENGINE, never)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.verdict, Verdict::WorkerLied);
+        assert!(!r.holds);
+    }
+
+    #[test]
     fn another_engine_cannot_be_checked_and_nothing_runs() {
-        let b = bundle(lie(), TRUE, [8; 32]);
-        let r = judge(&b, &ENGINE, |_, _, _| panic!("must not run")).unwrap();
+        let never = |_: &TaskSpec, _: &[u8], _: &[u8]| -> Result<Observed, String> {
+            panic!("must not run")
+        };
+        // The prover ran an engine this machine does not.
+        let elsewhere = Observed {
+            engine: [8; 32],
+            ..TRUE
+        };
+        let r = judge(&bundle(lie(), elsewhere, [8; 32]), &ENGINE, never).unwrap();
         assert_eq!(r.verdict.name(), "cannot_check");
         assert!(r.verdict.reason().unwrap().contains("engine"));
         assert!(!r.holds);
+        // A receipt alone from another engine: nothing says it is not the network's.
+        let b = bundle(lie(), TRUE, [8; 32]);
+        let file = ReceiptFile {
+            task: b.claim.task().clone(),
+            receipt: b.claim.receipt().clone(),
+        };
+        let r = judge_receipt(&file, &b.module, &b.input, &ENGINE, never)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.verdict.name(), "cannot_check");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct VerdictLabel {
 /// A label `outcome`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
-    /// `verified`, `fraud` or `inconclusive`.
+    /// `verified` or `fraud`.
     pub outcome: String,
 }
 
@@ -193,8 +193,7 @@ impl Metrics {
         self.update_cost();
     }
 
-    /// A validator re-ran a sampled result with `fuel`; `outcome` is `verified`, `fraud`
-    /// or `inconclusive`.
+    /// A validator re-ran a sampled result with `fuel`; `outcome` is `verified` or `fraud`.
     pub fn verified(&self, outcome: &str, fuel: u64) {
         self.verifications
             .get_or_create(&OutcomeLabel {

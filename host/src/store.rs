@@ -132,8 +132,8 @@ pub struct JobStats {
     pub total_fuel: u64,
     /// Results withdrawn because their worker was proven a fraud.
     pub revoked: u32,
-    /// Sampled results whose check could not conclude (another engine, or a verdict that
-    /// is not reproducible by nature); their tasks ran again elsewhere.
+    /// Sampled results whose check could not conclude. Always 0 since the network runs one
+    /// engine (issue 14: every verdict is judged); kept so stored stats still decode.
     pub inconclusive: u32,
 }
 

@@ -67,6 +67,7 @@ pub fn run_task(
         verdict: outcome.verdict.code(),
         output_hash: outcome.output_hash,
         fuel_used: outcome.fuel_used,
+        engine: runtime.fingerprint().0,
     })
 }
 

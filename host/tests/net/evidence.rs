@@ -138,7 +138,8 @@ async fn a_caught_cheats_bundle_is_rejudged_offline_by_anyone() {
         "{json}"
     );
 
-    // A receipt from another engine (signed by its worker) cannot be checked here.
+    // A receipt signed (by its worker) for another engine than the prover's and this
+    // machine's, the network's: a lie by its form alone.
     let worker = libp2p::identity::Keypair::generate_ed25519();
     let mut body = proof.claim.receipt.body.clone();
     body.engine = [0xee; 32];
@@ -153,6 +154,30 @@ async fn a_caught_cheats_bundle_is_rejudged_offline_by_anyone() {
     .unwrap();
     let foreign = write(&dir.path().join("foreign.bundle"), &foreign.to_bytes());
     let (code, json) = verify(&[&foreign]);
+    assert_eq!(json["verdict"], "worker_lied", "{json}");
+    assert_eq!(code, 0);
+    assert!(
+        json["form_fault"].as_str().unwrap().contains("engine eeee"),
+        "{json}"
+    );
+    assert_eq!(
+        json["observed"],
+        serde_json::Value::Null,
+        "nothing ran: {json}"
+    );
+
+    // A bundle from another engine (its prover ran one this machine does not): it cannot
+    // be checked here, and the report says why.
+    let mut claim = proof.claim.clone();
+    claim.observed.engine = [0xee; 32];
+    let elsewhere = Bundle::new(
+        Claim::Reexecution(resign(claim)),
+        bundle.module.clone(),
+        bundle.input.clone(),
+    )
+    .unwrap();
+    let elsewhere = write(&dir.path().join("elsewhere.bundle"), &elsewhere.to_bytes());
+    let (code, json) = verify(&[&elsewhere]);
     assert_eq!(json["verdict"], "cannot_check", "{json}");
     assert_eq!(code, 1);
     assert!(
