@@ -16,7 +16,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn smartnodes() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_smartnodes"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_smartnodes"));
+    // `smartnodes run` keeps compiled modules in the user's cache: not the tests'.
+    c.env(
+        "XDG_CACHE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+    );
+    c
 }
 
 fn repo() -> &'static Path {
@@ -469,6 +475,10 @@ fn new_rust_project_builds_and_runs() {
             .args(["-c", cmd])
             .current_dir(cwd)
             .env("PATH", &path)
+            .env(
+                "XDG_CACHE_HOME",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+            )
             .env("CARGO_NET_OFFLINE", "true")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")

@@ -43,6 +43,49 @@ pub struct RunArgs {
     /// differs between the two.
     #[arg(long, value_enum, default_value_t = MeteringArg::Instrumented)]
     pub metering: MeteringArg,
+    /// Where compiled modules are kept between runs, so that running a module again skips
+    /// compiling it (files named by the module's hash and the engine's compile key).
+    /// Default: $XDG_CACHE_HOME/smartnodes/modules, else ~/.cache/smartnodes/modules; when
+    /// the default cannot be created the module is compiled every time.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the module every time and keep nothing on disk.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+/// The module cache `smartnodes run` uses: `--cache-dir` (created, or an error), else the
+/// default (created, or none with a warning), none with `--no-cache`.
+fn cache_dir(args: &RunArgs) -> Result<Option<PathBuf>> {
+    if args.no_cache {
+        return Ok(None);
+    }
+    if let Some(dir) = &args.cache_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the module cache {}", dir.display()))?;
+        return Ok(Some(dir.clone()));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        });
+    let Some(dir) = base.map(|b| b.join("smartnodes").join("modules")) else {
+        return Ok(None);
+    };
+    match std::fs::create_dir_all(&dir) {
+        Ok(()) => Ok(Some(dir)),
+        Err(e) => {
+            eprintln!(
+                "smartnodes run: no module cache ({}: {e}); compiling every time",
+                dir.display()
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// `--metering`: see [`RunArgs::metering`].
@@ -147,6 +190,7 @@ pub fn run(args: RunArgs) -> Result<u8> {
             MeteringArg::Wasmtime => smartnodes_runtime::Metering::Wasmtime,
             MeteringArg::Instrumented => smartnodes_runtime::Metering::Instrumented,
         },
+        cache_dir: cache_dir(&args)?,
         ..RuntimeConfig::default()
     })
     .context("starting the sandbox")?;

@@ -18,6 +18,7 @@ fn engine() -> Engine {
         .wasm_backtrace_max_frames(None)
         .async_stack_size(common::MAX_WASM_STACK + (1 << 20))
         .max_wasm_stack(common::MAX_WASM_STACK);
+    common::small_reservations_on_aarch64(&mut c);
     Engine::new(&c).expect("engine")
 }
 
