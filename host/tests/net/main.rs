@@ -10,8 +10,8 @@
 
 mod blobs;
 mod common;
-mod evidence;
 mod discovery;
+mod evidence;
 mod fuzz;
 mod inprocess;
 mod multiprocess;
