@@ -876,6 +876,13 @@ impl Validator {
             if matches!(task.state, TaskState::Done { .. }) {
                 return ResultResponse::Ok; // a duplicate: already recorded once
             }
+            // Blacklisted while this result was on its way in (the check above ran before
+            // the await points): `convict` inserts into the blacklist under this lock and
+            // then withdraws every stored receipt, so a receipt recorded after that insert
+            // would escape the withdrawal.
+            if let Some(proof) = st.blacklist.get(&peer) {
+                return reject(format!("blacklisted by fraud proof {}", hex::encode(proof)));
+            }
             // The worker has committed (signed) before this draw, which it cannot predict.
             let sampled = self.sample(&result.receipt, &spec, &peer);
             let record = |st: &mut State| -> Result<bool, StoreError> {
