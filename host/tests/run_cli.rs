@@ -323,10 +323,12 @@ fn compiled_modules_are_cached_between_runs_unless_told_not_to() {
     assert_eq!(first, second, "a cached module gives the same outcome");
 
     let nothing = dir.path().join("nothing");
+    let input = dir.path().join("input");
+    std::fs::write(&input, b"10").unwrap();
     let out = smartnodes()
-        .args(["run", "example:primes", "--no-cache", "--input", "-"])
+        .args(["run", "example:primes", "--no-cache", "--input"])
+        .arg(&input)
         .env("XDG_CACHE_HOME", &nothing)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
