@@ -243,7 +243,9 @@ fn node(
 ) -> Started {
     let data = lab.dir.path().join(host);
     let mut cmd = lab.command(host, BIN);
-    cmd.args(["node", "--role", role, "--data-dir"])
+    // Info logs, so that a failure's log tails (printed when the lab drops) say why.
+    cmd.env("RUST_LOG", "info")
+        .args(["node", "--role", role, "--data-dir"])
         .arg(&data)
         .args(["--listen", &format!("/ip4/0.0.0.0/tcp/{PORT}")])
         .args(["--workers-slots", "2", "--lease", "1.5"])
