@@ -249,11 +249,13 @@ impl EpochNode {
     /// uncounted receipts are forfeited, it is refused from now on, and the next summary
     /// blacklists it on chain.
     pub fn blacklist(&self, worker: PeerId, proof_id: Hash) {
-        self.ledger
-            .lock()
-            .expect("poisoned")
-            .blacklist(&worker, proof_id);
-        self.workers.lock().expect("poisoned").remove(&worker);
+        let registered = self.workers.lock().expect("poisoned").remove(&worker);
+        let mut ledger = self.ledger.lock().expect("poisoned");
+        if let Some(address) = registered {
+            ledger.learn_address(&worker, address);
+        }
+        ledger.blacklist(&worker, proof_id);
+        drop(ledger);
         self.dirty.store(true, Ordering::Relaxed);
     }
 
