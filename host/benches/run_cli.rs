@@ -13,7 +13,9 @@
 //! smallest task (primes up to 10). Every run's output hash and fuel are checked: the two
 //! meterings must agree with each other and with the native output.
 
-use smartnodes_examples::stats::{best_of, best_of_from_env, geomean, median};
+use smartnodes_examples::stats::{
+    best_of, best_of_from_env, geomean, loadavg, median, rounds_from_env, worst,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -46,10 +48,7 @@ fn run(module: &str, input: &Path, cache: &Path, metering: &str) -> (Duration, S
 }
 
 fn main() {
-    let rounds: usize = std::env::var("SMARTNODES_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let rounds = rounds_from_env("SMARTNODES_BENCH_ROUNDS");
     let runs = best_of_from_env("SMARTNODES_BENCH_BEST_OF");
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("run-cli-bench");
     std::fs::create_dir_all(&tmp).expect("bench dir");
@@ -88,12 +87,7 @@ fn main() {
     std::fs::write(&tiny, b"10").expect("writing the input");
 
     println!("smartnodes run benchmark: {rounds} interleaved rounds, each variant's best of {runs} runs per round, medians over rounds");
-    println!(
-        "load average at start: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("load average at start: {}", loadavg());
     // Warm the cache (and check both meterings agree with native) before timing.
     for ex in &mut examples {
         let (_, hash, fuel) = run(&ex.module, &ex.input, &cache, "instrumented");
@@ -158,7 +152,6 @@ fn main() {
             ex.fuel
         );
     }
-    let worst = |r: &[f64]| r.iter().cloned().fold(0.0, f64::max);
     println!(
         "| **geomean** | | | | **{:.2}x** | | **{:.2}x** | |",
         geomean(&r_meter),
@@ -175,10 +168,5 @@ fn main() {
         ms(s_meter),
         ms(s_wasmtime)
     );
-    println!(
-        "load average at end: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("load average at end: {}", loadavg());
 }

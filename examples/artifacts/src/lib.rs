@@ -332,6 +332,28 @@ pub mod stats {
             .expect("at least one run")
     }
 
+    /// The largest of `xs` (ratios; 0 for none).
+    pub fn worst(xs: &[f64]) -> f64 {
+        xs.iter().cloned().fold(0.0, f64::max)
+    }
+
+    /// How many interleaved rounds the benchmarks run: the environment variable `var`
+    /// when it is a number, else 7.
+    pub fn rounds_from_env(var: &str) -> usize {
+        std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(7)
+    }
+
+    /// `/proc/loadavg`, or "unknown" where there is none: printed at a benchmark's start
+    /// and end.
+    pub fn loadavg() -> String {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    }
+
     /// How many runs per round the benchmarks time: the environment variable `var` when
     /// it is a positive number, else 3.
     pub fn best_of_from_env(var: &str) -> usize {

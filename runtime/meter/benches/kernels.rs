@@ -15,7 +15,9 @@
 //! The meter's cost is judged against the portable one (`meter / native, portable`); the
 //! plain native column is kept. The in-process native run checks every output.
 
-use smartnodes_examples::stats::{best_of, best_of_from_env, geomean, median};
+use smartnodes_examples::stats::{
+    best_of, best_of_from_env, geomean, loadavg, median, rounds_from_env, worst,
+};
 use std::time::{Duration, Instant};
 
 use smartnodes_meter::{MeterConfig, StartMode, BANK_EXPORT, FUEL_EXPORT};
@@ -266,10 +268,7 @@ fn native(name: &str, input: &[u8]) -> Vec<u8> {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("METER_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let rounds = rounds_from_env("METER_BENCH_ROUNDS");
     let runs = best_of_from_env("METER_BENCH_BEST_OF");
     let (mut native_timer, mut portable) = smartnodes_examples::portable::NativeTimer::pair(
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
@@ -384,7 +383,6 @@ fn main() {
             fuels.0
         );
     }
-    let worst = |xs: &[f64]| xs.iter().cloned().fold(0.0, f64::max);
     for (label, agg) in [
         ("**geomean**", geomean as fn(&[f64]) -> f64),
         ("worst", worst),
@@ -443,11 +441,4 @@ fn main() {
     println!("| worst | | | {:.3}x |", worst(&ratios));
     println!();
     println!("load average at end: {}", loadavg());
-}
-
-/// `/proc/loadavg`, or "unknown" where there is none.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }
