@@ -11,18 +11,19 @@ use smartnodes_runtime::{
     Allocator, Limits, Metering, Outcome, Runtime, RuntimeConfig, TaskInput, Verdict,
 };
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn smartnodes() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_smartnodes"));
-    // `smartnodes run` keeps compiled modules in the user's cache: not the tests'.
-    c.env(
-        "XDG_CACHE_HOME",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
-    );
+    c.env("XDG_CACHE_HOME", xdg_cache());
     c
+}
+
+/// `smartnodes run` keeps compiled modules in the user's cache: the tests' goes here.
+fn xdg_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache")
 }
 
 fn repo() -> &'static Path {
@@ -475,10 +476,7 @@ fn new_rust_project_builds_and_runs() {
             .args(["-c", cmd])
             .current_dir(cwd)
             .env("PATH", &path)
-            .env(
-                "XDG_CACHE_HOME",
-                Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
-            )
+            .env("XDG_CACHE_HOME", xdg_cache())
             .env("CARGO_NET_OFFLINE", "true")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")
