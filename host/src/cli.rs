@@ -36,11 +36,20 @@ pub enum Command {
     /// result). Exit status: 0 completed, 1 any other verdict (out of fuel, trapped, ...),
     /// 2 a usage or host error. The task's log (stderr) is copied to stderr.
     Run(crate::commands::run::RunArgs),
+    /// Create a task project (Rust, C, Zig or AssemblyScript) in the folder NAME.
+    ///
+    /// Writes the language's template (a task that reads stdin and writes
+    /// `<lines> <words> <bytes>` on stdout) and prints the two commands that build it to wasm
+    /// and run it with `smartnodes run`. The Rust template uses the `smartnodes-guest` SDK;
+    /// the others are plain WASI programs.
+    New(crate::commands::new::NewArgs),
     /// Run a validator or a worker until Ctrl-C.
     ///
     /// Prints `listening on <multiaddr>` on stdout for each address it listens on.
     Node(crate::commands::node::NodeArgs),
     /// Submit a job (one task per --input) to a validator and wait for every result.
+    ///
+    /// The validator is given (--validator) or found through any peer (--bootstrap).
     ///
     /// Each output is checked against its worker's signed receipt and written to
     /// DIR/INDEX.out; DIR/summary.json lists each task's verdict, output hash, fuel and
@@ -68,4 +77,29 @@ pub enum Command {
     /// expected loss (stake slashed, unvested rewards forfeited). From the default parameters,
     /// or a deployment's with --rpc-url and --deployment.
     Economics(crate::commands::economics::EconomicsArgs),
+    /// Re-check an evidence bundle (or a receipt) on this machine, with no network.
+    ///
+    /// Re-runs the task in the local sandbox and says whether the worker's signed receipt
+    /// was a lie: worker_lied (the bundle's claim holds), worker_honest, prover_wrong, or
+    /// cannot_check and why (e.g. the prover ran another engine). A receipt false by its
+    /// form (fuel above the task's limit, or signed for an engine other than the network's)
+    /// is worker_lied with nothing run (`form_fault` says why). With --receipt,
+    /// --module and --input it checks a receipt alone (worker_honest when it holds).
+    /// Exit status: 0 the claim holds, 1 it does not or cannot be checked here, 2 a bad
+    /// bundle (truncated, oversized, corrupt) or an error.
+    Verify(crate::commands::verify::VerifyArgs),
+    /// Fetch an evidence bundle by its hash from a validator and write it to a file.
+    ///
+    /// The hash is a blacklist entry's evidence (on chain, in `smartnodes status`, in a
+    /// devnet report). The bundle is checked against the hash before it is written; re-check
+    /// it with `smartnodes verify FILE`.
+    Evidence(crate::commands::evidence::EvidenceArgs),
+    /// List the network's validators and workers, as the DHT knows them.
+    ///
+    /// Joins through --bootstrap (any validator or worker), looks up the providers of each
+    /// role and their signed role records, and prints per peer: peer id, role, capacity,
+    /// addresses, whether it is registered on the contract (with --rpc-url and
+    /// --deployment; `-` otherwise) and when it last signed its record. Exit status: 0
+    /// some peer found, 1 none, 2 an error (no bootstrap peer answered).
+    Peers(crate::commands::peers::PeersArgs),
 }

@@ -9,6 +9,10 @@ use smartnodes_runtime::Runtime;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often in-process nodes look the network up: a small network on loopback, where a
+/// lookup costs little and tests want peers found (again) within seconds.
+pub const IN_PROCESS_DISCOVERY: Duration = Duration::from_secs(1);
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {
@@ -83,6 +87,7 @@ impl Network {
             c.lease = config.lease;
             c.fsync = config.fsync;
             c.sample_ppm = config.sample_ppm;
+            c.discovery_interval = IN_PROCESS_DISCOVERY;
             validator_configs.push(c);
             dirs.push(dir);
         }
@@ -94,6 +99,7 @@ impl Network {
             c.lease = config.lease;
             c.fsync = config.fsync;
             c.cheat = config.cheaters.get(i).copied();
+            c.discovery_interval = IN_PROCESS_DISCOVERY;
             worker_configs.push(c);
             dirs.push(dir);
         }

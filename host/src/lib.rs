@@ -13,8 +13,10 @@
 //! - [`store`]: the node's state in sled (typed trees, big-endian keys);
 //! - [`roles`]: validator, worker and user logic, and [`roles::start_node`];
 //! - [`epoch`]: epoch summaries, proposals, votes and reward claims on the contracts;
+//! - [`evidence`]: evidence bundles (a claim and all it needs to be re-checked offline);
 //! - [`harness`]: an in-process network (tests, benchmarks, the devnet);
-//! - [`devnet`]: `smartnodes devnet`, the whole network on one machine.
+//! - [`devnet`]: `smartnodes devnet`, the whole network on one machine;
+//! - [`metrics`]: a node's Prometheus metrics (ours and libp2p's) and their endpoint.
 //!
 //! ## A job's path
 //! The user stores its blobs, sends the `JobSpec` (small blobs inline) to a validator; the
@@ -29,8 +31,10 @@ pub mod cli;
 pub mod commands;
 pub mod devnet;
 pub mod epoch;
+pub mod evidence;
 pub mod harness;
 pub mod identity;
+pub mod metrics;
 pub mod net;
 pub mod roles;
 pub mod store;

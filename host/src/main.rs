@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Devnet(args) => smartnodes::commands::devnet::run(args),
         Command::Run(args) => smartnodes::commands::run::run(args),
+        Command::New(args) => smartnodes::commands::new::run(args),
         Command::Node(args) => smartnodes::commands::node::run(args),
         Command::Submit(args) => smartnodes::commands::submit::run(args),
         Command::Status(args) => smartnodes::commands::status::run(args),
@@ -29,6 +30,9 @@ fn main() -> ExitCode {
         Command::Chain(args) => smartnodes::commands::chain::run(args),
         Command::Claim(args) => smartnodes::commands::chain::claim(args),
         Command::Economics(args) => smartnodes::commands::economics::run(args),
+        Command::Verify(args) => smartnodes::commands::verify::run(args),
+        Command::Evidence(args) => smartnodes::commands::evidence::run(args),
+        Command::Peers(args) => smartnodes::commands::peers::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -132,8 +132,8 @@ pub struct JobStats {
     pub total_fuel: u64,
     /// Results withdrawn because their worker was proven a fraud.
     pub revoked: u32,
-    /// Sampled results whose check could not conclude (another engine, or a verdict that
-    /// is not reproducible by nature); their tasks ran again elsewhere.
+    /// Sampled results whose check could not conclude. Always 0 since the network runs one
+    /// engine (issue 14: every verdict is judged); kept so stored stats still decode.
     pub inconclusive: u32,
 }
 
@@ -338,7 +338,11 @@ pub fn split_task_key(key: &[u8]) -> Option<(Hash, u32)> {
     Some((job, index))
 }
 
-type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
+/// A flush waiting for the next group commit: where to send the result, and a handle on
+/// the database it flushes. The flusher holds the database only through its waiters and
+/// drops every handle before it acknowledges, so a store whose last flush was acknowledged
+/// and whose `Store` values are dropped is closed (and can be opened again at once).
+type Waiter = (tokio::sync::oneshot::Sender<Result<(), String>>, sled::Db);
 
 /// Batches flushes (see [`Store::flush`]).
 struct GroupCommit {
@@ -356,7 +360,7 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    async fn run(self: Arc<Self>, db: sled::Db) {
+    async fn run(self: Arc<Self>) {
         loop {
             let batch = std::mem::take(&mut *self.waiting.lock().expect("poisoned"));
             if batch.is_empty() {
@@ -371,14 +375,16 @@ impl GroupCommit {
             }
             // sled's own flush_async can wait forever when nothing else drives its IO; a
             // blocking flush on the blocking pool cannot.
-            let db = db.clone();
+            let (senders, dbs): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let db = dbs[0].clone();
+            drop(dbs);
             let result = match tokio::task::spawn_blocking(move || db.flush()).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            for waiter in batch {
-                let _ = waiter.send(result.clone());
+            for sender in senders {
+                let _ = sender.send(result.clone());
             }
         }
     }
@@ -485,10 +491,13 @@ impl Store {
             return Ok(());
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.commits.waiting.lock().expect("poisoned").push(tx);
+        self.commits
+            .waiting
+            .lock()
+            .expect("poisoned")
+            .push((tx, self.db.clone()));
         if !self.commits.running.swap(true, Ordering::AcqRel) {
-            let (db, commits) = (self.db.clone(), self.commits.clone());
-            tokio::spawn(async move { commits.run(db).await });
+            tokio::spawn(self.commits.clone().run());
         }
         rx.await
             .map_err(|_| StoreError::Corrupt {

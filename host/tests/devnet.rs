@@ -241,6 +241,20 @@ fn devnet_with_defaults_completes_every_job_correctly() {
     let pgm = std::fs::read(dir.path().join("mandelbrot.pgm")).unwrap();
     let (w, h, _) = pgm_size(&pgm);
     assert_eq!((w, h), (384, 256));
+    // Evidence (issue 21): the cheater's bundle is in the data dir, and anyone re-judges it
+    // with one command.
+    let evidence = json["evidence"].as_array().unwrap();
+    assert_eq!(evidence.len(), 1, "{json:#}");
+    let bundle = Path::new(evidence[0].as_str().unwrap());
+    assert!(bundle.starts_with(dir.path()));
+    let verify = Command::new(BIN)
+        .arg("verify")
+        .arg(bundle)
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(0), "{line}");
+    assert!(line.contains("worker_lied"), "{line}");
     // Epochs settled on the embedded chain, and paid: the cheater nothing.
     assert_eq!(json["chain"], "embedded");
     assert!(json["epochs_executed"].as_u64().unwrap() >= 2, "{json:#}");

@@ -493,6 +493,52 @@ async fn a_worker_caught_cheating_is_blacklisted_on_chain_and_paid_nothing() {
         let line = report.nodes.iter().find(|n| n.address == *honest).unwrap();
         assert_eq!((line.stake, line.slashed), (stake, U256::ZERO));
     }
+    // Evidence (issue 21): the evidence the executed summary records (its hash is the one
+    // on chain) is the id of a bundle a validator serves, which re-checks offline.
+    let session = UserSession::connect(net.validators[0].addr())
+        .await
+        .unwrap();
+    let mut found = None;
+    for _ in 0..100 {
+        if let smartnodes::net::proto::JobResponse::Epochs(contents) =
+            session.epochs(0).await.unwrap()
+        {
+            found = contents.into_iter().find(|c| {
+                c.summary()
+                    .is_some_and(|s| s.blacklist.iter().any(|b| b.worker == cheater_address))
+            });
+        }
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let content = found.expect("an executed epoch blacklists the cheater");
+    let summary = content.summary().expect("a summary");
+    assert_eq!(
+        chain
+            .deployer
+            .epoch_record(content.epoch)
+            .await
+            .unwrap()
+            .summary_hash,
+        summary.hash()
+    );
+    let entry = summary
+        .blacklist
+        .iter()
+        .find(|b| b.worker == cheater_address)
+        .expect("the cheater's blacklist entry");
+    let bundle = session.evidence(entry.evidence.0).await.unwrap();
+    assert_eq!(bundle.id(), entry.evidence.0);
+    let bundle = smartnodes::evidence::Bundle::from_bytes(&bundle.to_bytes()).unwrap();
+    let runtime = smartnodes_runtime::Runtime::new(Default::default()).unwrap();
+    let report = smartnodes::evidence::judge(&bundle, &runtime.fingerprint().0, |t, m, i| {
+        smartnodes::commands::verify::run_task(&runtime, t, m, i)
+    })
+    .unwrap();
+    assert_eq!(report.verdict, smartnodes::evidence::Verdict::WorkerLied);
+    session.close().await;
     run_jobs(&net, 12, 100).await;
     run_epoch(&net, 2).await;
     // The honest workers' automatic claims land; the cheater has nothing to claim.
@@ -510,6 +556,83 @@ async fn a_worker_caught_cheating_is_blacklisted_on_chain_and_paid_nothing() {
         chain.deployer.token_balance(cheater_address).await.unwrap(),
         U256::ZERO
     );
+    net.stop().await;
+}
+
+/// Issue 14's three cheats at 10 % at once (a foreign engine fingerprint, a claimed stack
+/// overflow, fuel claimed x50), beside two honest workers: each is proven a fraud on every
+/// validator, blacklisted on chain and paid nothing, while the honest workers are paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_overflow_and_inflate_cheaters_are_blacklisted_and_paid_nothing() {
+    init_logging();
+    let _turn = turn().await;
+    let cheats = ["engine:0.1", "overflow:0.1", "inflate:0.1"];
+    let net = start(NetworkConfig {
+        validators: 2,
+        workers: 5,
+        cheaters: cheats.iter().map(|c| c.parse().unwrap()).collect(),
+        chain: Some(chain_setup()),
+        ..NetworkConfig::default()
+    })
+    .await;
+    let chain = net.chain.as_ref().unwrap();
+    let cheaters: Vec<String> = net.workers[..3]
+        .iter()
+        .map(|w| w.peer_id().to_string())
+        .collect();
+    let mut salt = 1;
+    loop {
+        run_jobs(&net, 12, salt).await;
+        salt += 1;
+        let mut all = true;
+        for v in &net.validators {
+            let session = UserSession::connect(v.addr()).await.unwrap();
+            if let smartnodes::net::proto::JobResponse::Status { workers, .. } =
+                session.status(None).await.unwrap()
+            {
+                for w in &workers {
+                    let cheater = cheaters.contains(&w.peer);
+                    assert!(cheater || w.blacklisted.is_none(), "honest {w:?} accused");
+                }
+                all &= cheaters.iter().all(|c| {
+                    workers
+                        .iter()
+                        .any(|w| &w.peer == c && w.blacklisted.is_some())
+                });
+            }
+            session.close().await;
+        }
+        if all {
+            break;
+        }
+        assert!(salt < 30, "not every cheater was caught ({cheats:?})");
+    }
+    run_epoch(&net, 1).await;
+    run_jobs(&net, 12, 100).await;
+    run_epoch(&net, 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for a in &chain.workers[3..] {
+        while chain.deployer.token_balance(*a).await.unwrap() == U256::ZERO {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "honest worker {a} was not paid"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    for (k, a) in chain.workers[..3].iter().enumerate() {
+        assert!(
+            chain.deployer.is_blacklisted(*a).await.unwrap(),
+            "{}",
+            cheats[k]
+        );
+        assert_eq!(
+            chain.deployer.token_balance(*a).await.unwrap(),
+            U256::ZERO,
+            "{} was paid",
+            cheats[k]
+        );
+    }
     net.stop().await;
 }
 

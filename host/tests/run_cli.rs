@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn smartnodes() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_smartnodes"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_smartnodes"));
+    // `smartnodes run` keeps compiled modules in the user's cache: not the tests'.
+    c.env(
+        "XDG_CACHE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+    );
+    c
 }
 
 fn fixtures() -> PathBuf {
@@ -144,12 +150,18 @@ fn usage_and_host_errors_exit_2_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     let out = run_with_stdin(&[echo.to_str().unwrap(), "--frobnicate"], b"");
     assert_eq!(out.status.code(), Some(2));
-    // A text file that is not valid WebAssembly text.
+    // A text file that is not valid WebAssembly text is not a module: a verdict (exit 1),
+    // whose reason shows where the text went wrong.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.wat");
     std::fs::write(&bad, "(module (func $oops").unwrap();
     let out = run_with_stdin(&[bad.to_str().unwrap()], b"");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid_module") && stderr.contains("nor WebAssembly text"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -178,6 +190,9 @@ fn separate_processes_agree_with_this_one() {
         "exit_code",
         "infinite_loop",
         "out_of_bounds",
+        // Too deep a recursion: the meter's fixed depth limit, the same in every process
+        // (and on aarch64: the runtime's golden file under qemu).
+        "infinite_recursion",
     ] {
         cases.push((fixtures().join(format!("{f}.wat")), b"in".to_vec()));
     }
@@ -321,4 +336,67 @@ fn economics_at_the_defaults_shows_loss_above_gain_and_the_readme_table_is_its_o
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The module cache: the first run compiles and stores the module under `--cache-dir`, the
+/// second loads it and gives the same outcome; `--no-cache` stores nothing; a cache
+/// directory that cannot be created is an error that says which.
+#[test]
+fn compiled_modules_are_cached_between_runs_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cached = |extra: &[&str]| {
+        let mut args = vec!["example:primes", "--json"];
+        args.extend(extra);
+        let out = run_with_stdin(&args, b"1000");
+        assert!(out.status.success(), "{out:?}");
+        json(&out)
+    };
+    let files = |dir: &Path| -> usize {
+        walk(dir)
+            .into_iter()
+            .filter(|p| p.extension() == Some("cwasm".as_ref()))
+            .count()
+    };
+    let first = cached(&["--cache-dir", cache.to_str().unwrap()]);
+    assert_eq!(files(&cache), 1, "the compiled module is stored");
+    let second = cached(&["--cache-dir", cache.to_str().unwrap()]);
+    assert_eq!(files(&cache), 1);
+    assert_eq!(first, second, "a cached module gives the same outcome");
+
+    let nothing = dir.path().join("nothing");
+    let input = dir.path().join("input");
+    std::fs::write(&input, b"10").unwrap();
+    let out = smartnodes()
+        .args(["run", "example:primes", "--no-cache", "--input"])
+        .arg(&input)
+        .env("XDG_CACHE_HOME", &nothing)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!nothing.exists(), "--no-cache wrote a cache");
+
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let bad = blocker.join("cache");
+    let out = run_with_stdin(
+        &["example:primes", "--cache-dir", bad.to_str().unwrap()],
+        b"10",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("creating the module cache"), "{stderr}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }

@@ -10,7 +10,9 @@
 //! "portable" the same code without the CPU-specific paths that wasm cannot use (sha2's SHA
 //! extensions); the in-process native run checks the outputs.
 
-use smartnodes_examples::stats::{best_of, best_of_from_env, geomean, median};
+use smartnodes_examples::stats::{
+    best_of, best_of_from_env, geomean, loadavg, median, rounds_from_env, worst,
+};
 use smartnodes_runtime::{Limits, Metering, Runtime, RuntimeConfig, TaskInput, Verdict};
 use std::time::{Duration, Instant};
 
@@ -34,10 +36,7 @@ fn native(name: &str, input: &[u8]) -> Vec<u8> {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("SMARTNODES_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let rounds = rounds_from_env("SMARTNODES_BENCH_ROUNDS");
     let runs = best_of_from_env("SMARTNODES_BENCH_BEST_OF");
     let runtime = |metering| {
         Runtime::new(RuntimeConfig {
@@ -59,12 +58,7 @@ fn main() {
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
     );
     println!("smartnodes-runtime metering benchmark: {rounds} interleaved rounds, each variant's best of {runs} runs per round, medians over rounds");
-    println!(
-        "load average at start: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("load average at start: {}", loadavg());
     println!("wasmtime fuel: {}", wasmtime.fingerprint_description());
     println!("instrumented:  {}", ours.fingerprint_description());
     println!();
@@ -149,7 +143,6 @@ fn main() {
             fuel.0
         );
     }
-    let worst = |xs: &[f64]| xs.iter().cloned().fold(0.0, f64::max);
     println!(
         "| **geomean** | | | | **{:.2}x** | | **{:.2}x** | **{:.2}x** | |",
         geomean(&r_wt),
@@ -162,12 +155,7 @@ fn main() {
         worst(&r_in),
         worst(&r_inp)
     );
-    println!(
-        "load average at end: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    println!("load average at end: {}", loadavg());
 }
 
 fn ms(d: Duration) -> f64 {

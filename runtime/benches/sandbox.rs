@@ -2,16 +2,13 @@
 //! example, and the warm task start latency. Prints one table (medians over interleaved
 //! rounds). Set `SMARTNODES_BENCH_ROUNDS` to change the number of rounds (default 7).
 
-use smartnodes_examples::stats::median;
+use smartnodes_examples::stats::{median, rounds_from_env};
 use smartnodes_runtime::{Limits, Runtime, RuntimeConfig, TaskInput, Verdict};
 use std::time::{Duration, Instant};
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument is accepted and ignored.
-    let rounds: usize = std::env::var("SMARTNODES_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let rounds = rounds_from_env("SMARTNODES_BENCH_ROUNDS");
     let rt = Runtime::new(RuntimeConfig::default()).expect("runtime");
     let limits = Limits {
         fuel: u64::MAX / 4,

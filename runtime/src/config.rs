@@ -28,7 +28,8 @@ pub enum Metering {
     Instrumented,
 }
 
-/// Runtime configuration. `RuntimeConfig::default()` is what a worker uses.
+/// Runtime configuration. `RuntimeConfig::default()` is what a worker uses: the in-wasm
+/// meter ([`Metering::Instrumented`]); [`Metering::Wasmtime`] is the test oracle.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Instance allocation strategy.
@@ -50,7 +51,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             allocator: Allocator::Pooling { max_instances: 32 },
-            metering: Metering::Wasmtime,
+            metering: Metering::Instrumented,
             cache_dir: None,
             memory_cache_entries: 64,
             max_memory_bytes: 4 << 30,

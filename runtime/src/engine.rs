@@ -26,9 +26,20 @@ pub const MAX_WASM_STACK: usize = 512 << 10;
 pub struct EngineFingerprint(pub [u8; 32]);
 
 impl EngineFingerprint {
+    /// The fingerprint of a runtime with this metering (without building one).
+    pub fn of(metering: Metering) -> EngineFingerprint {
+        fingerprint(metering)
+    }
+
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<EngineFingerprint> {
+        let bytes = hex::decode(s.trim()).ok()?;
+        Some(EngineFingerprint(bytes.try_into().ok()?))
     }
 }
 
@@ -103,11 +114,16 @@ pub(crate) fn build_engine(config: &RuntimeConfig) -> Result<wasmtime::Engine> {
     match config.allocator {
         Allocator::Pooling { max_instances } => {
             let mut pool = wasmtime::PoolingAllocationConfig::new();
+            // The meter adds a one-page memory of its own (the interrupt byte).
+            let memories = match config.metering {
+                Metering::Instrumented => 2,
+                Metering::Wasmtime => 1,
+            };
             pool.total_core_instances(max_instances)
-                .total_memories(max_instances)
+                .total_memories(max_instances * memories)
                 .total_tables(max_instances)
                 .total_component_instances(0)
-                .max_memories_per_module(1)
+                .max_memories_per_module(memories)
                 .max_tables_per_module(4)
                 .max_memory_size(usize::try_from(memory).map_err(|e| Error::Config(e.to_string()))?)
                 .table_elements(

@@ -53,6 +53,7 @@
 //! No tokio, libp2p, sled or alloy here: callers on an async executor must run tasks on
 //! blocking threads (`spawn_blocking` or a pool).
 
+mod backstop;
 mod cache;
 mod config;
 mod engine;
@@ -173,6 +174,8 @@ pub struct Runtime {
     compile_key: String,
     memory_cache: Mutex<cache::MemoryCache>,
     ticker_stop: Arc<AtomicBool>,
+    /// The backstop of the instrumented metering (the wasmtime metering's is the epoch).
+    watchdog: Option<backstop::Watchdog>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -185,8 +188,9 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Creates the engine, the linker and the cache, and starts the epoch ticker thread
-    /// that enforces the wall-clock backstop.
+    /// Creates the engine, the linker and the cache, and starts the thread that enforces
+    /// the wall-clock backstop (the watchdog of the meter's interrupt byte, or the epoch
+    /// ticker for the wasmtime metering).
     pub fn new(config: RuntimeConfig) -> Result<Runtime> {
         let engine = engine::build_engine(&config)?;
         let mut linker = wasmtime::Linker::new(&engine);
@@ -194,7 +198,14 @@ impl Runtime {
         let fingerprint = engine::fingerprint(config.metering);
         let compile_key = engine::compile_key(&engine, &fingerprint);
         let ticker_stop = Arc::new(AtomicBool::new(false));
-        {
+        let watchdog = match config.metering {
+            Metering::Instrumented => Some(
+                backstop::Watchdog::start()
+                    .map_err(|e| Error::Engine(format!("starting the backstop: {e}")))?,
+            ),
+            Metering::Wasmtime => None,
+        };
+        if config.metering == Metering::Wasmtime {
             let engine = engine.clone();
             let stop = ticker_stop.clone();
             std::thread::Builder::new()
@@ -215,6 +226,7 @@ impl Runtime {
             compile_key,
             config,
             ticker_stop,
+            watchdog,
         })
     }
 
@@ -244,6 +256,9 @@ impl Runtime {
                 wasm.len(),
                 limits.max_module_bytes
             )));
+        }
+        if let Some(reason) = not_a_module(wasm) {
+            return Ok(Err(reason));
         }
         let id = ModuleId::of(wasm);
         if let Some(pre) = self.memory_cache.lock().expect("cache lock").get(&id.0) {
@@ -300,6 +315,7 @@ impl Runtime {
             &self.engine,
             &module.pre,
             self.config.metering,
+            self.watchdog.as_ref(),
             input,
             limits,
         )
@@ -329,6 +345,25 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// Why `wasm` cannot be a module at all, before any parsing: it is empty or does not start
+/// with the binary format's magic number and version 1. Any such bytes (garbage, text) are
+/// an invalid module like any other, with a reason a person can act on.
+fn not_a_module(wasm: &[u8]) -> Option<String> {
+    if wasm.is_empty() {
+        return Some("the module is empty (0 bytes)".into());
+    }
+    if !wasm.starts_with(b"\0asm") {
+        return Some(format!(
+            "not a WebAssembly binary: it starts with {:02x?}, not the magic number \\0asm",
+            &wasm[..wasm.len().min(4)]
+        ));
+    }
+    if wasm.get(4..8) != Some(&[1, 0, 0, 0][..]) {
+        return Some("not a WebAssembly 1.0 binary module (its version is not 1)".into());
+    }
+    None
 }
 
 fn check_files(input: &TaskInput) -> Result<()> {

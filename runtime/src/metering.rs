@@ -46,6 +46,7 @@ fn meter_config() -> MeterConfig {
         nan: NanMode::ObservationPoints,
         nan_form: NanForm::Simd,
         start: StartMode::CallFrom("_start".into()),
+        interrupt: true,
     }
 }
 
@@ -66,11 +67,14 @@ pub(crate) fn configure(config: &mut wasmtime::Config, metering: Metering) {
         Metering::Instrumented => {
             // The module meters itself; NaNs are canonicalised by the rewrite where they
             // can be observed. No epochs either: an epoch check has the same slow-path call
-            // as a fuel check. Fuel alone bounds every task (no wall-clock backstop).
+            // as a fuel check. The wall-clock backstop is the meter's interrupt byte, in a
+            // memory of the meter's own (hence multi-memory; the rewrite refuses guests
+            // with more than one memory): `crate::backstop`.
             config
                 .consume_fuel(false)
                 .cranelift_nan_canonicalization(false)
-                .epoch_interruption(false);
+                .epoch_interruption(false)
+                .wasm_multi_memory(true);
         }
     }
 }
@@ -107,9 +111,14 @@ pub(crate) fn set_budget(
     match store.data().metering {
         Metering::Wasmtime => store.set_fuel(budget.saturating_add(SLACK)),
         Metering::Instrumented => {
-            let counter = smartnodes_meter::budget_to_counter(budget);
+            // The counter holds at most a slice, the bank the rest: the task then consults
+            // its interrupt byte at least once a slice (`crate::backstop`).
+            let total = smartnodes_meter::budget_to_counter(budget);
+            let counter = total.min(smartnodes_meter::INTERRUPT_SLICE);
             meter_global(store, instance, smartnodes_meter::FUEL_EXPORT)?
                 .set(&mut *store, Val::I64(counter))?;
+            meter_global(store, instance, smartnodes_meter::BANK_EXPORT)?
+                .set(&mut *store, Val::I64(total - counter))?;
             meter_global(store, instance, smartnodes_meter::STATUS_EXPORT)?
                 .set(&mut *store, Val::I32(0))?;
             meter_global(store, instance, smartnodes_meter::DEPTH_EXPORT)?
@@ -129,13 +138,39 @@ fn meter_global(
         .ok_or_else(|| wasmtime::Error::msg(format!("the instrumented module lacks {name}")))
 }
 
-/// The instrumented module's remaining fuel and status.
+/// The instrumented module's remaining fuel (counter + bank) and status.
 fn meter_state(store: &mut Store<State>, instance: &Instance) -> Option<(i64, i32)> {
     let fuel = instance.get_global(&mut *store, smartnodes_meter::FUEL_EXPORT)?;
+    let bank = instance.get_global(&mut *store, smartnodes_meter::BANK_EXPORT)?;
     let status = instance.get_global(&mut *store, smartnodes_meter::STATUS_EXPORT)?;
     let fuel = fuel.get(&mut *store).i64()?;
+    let bank = bank.get(&mut *store).i64()?;
     let status = status.get(&mut *store).i32()?;
-    Some((fuel, status))
+    Some((fuel.saturating_add(bank), status))
+}
+
+/// The byte that interrupts an instrumented task (`crate::backstop`); `None` for the
+/// wasmtime metering, whose backstop is the epoch.
+pub(crate) fn interrupt_flag(store: &mut Store<State>, instance: &Instance) -> Option<*mut u8> {
+    match store.data().metering {
+        Metering::Wasmtime => None,
+        Metering::Instrumented => instance
+            .get_memory(&mut *store, smartnodes_meter::INTERRUPT_EXPORT)
+            .map(|m| m.data_ptr(&*store)),
+    }
+}
+
+/// Whether the backstop stopped the task (a host error, never a verdict).
+pub(crate) fn is_interrupted(store: &mut Store<State>, instance: Option<&Instance>) -> bool {
+    match store.data().metering {
+        Metering::Wasmtime => false,
+        Metering::Instrumented => match instance.and_then(|i| meter_state(store, i)) {
+            Some((remaining, status)) => {
+                smartnodes_meter::classify(true, remaining, status) == Stop::Interrupted
+            }
+            None => false,
+        },
+    }
 }
 
 /// Fuel used from the budget and the remaining counter (which goes negative when the task
@@ -168,11 +203,15 @@ pub(crate) fn fuel_used_in_host(caller: &mut Caller<'_, State>) -> u64 {
     match caller.data().metering {
         // The rewrite writes the counter back before every call out of the module.
         Metering::Instrumented => {
-            let remaining = caller
-                .get_export(smartnodes_meter::FUEL_EXPORT)
-                .and_then(|e| e.into_global())
-                .and_then(|g| g.get(&mut *caller).i64())
-                .unwrap_or(0);
+            let mut read = |name: &str| {
+                caller
+                    .get_export(name)
+                    .and_then(|e| e.into_global())
+                    .and_then(|g| g.get(&mut *caller).i64())
+                    .unwrap_or(0)
+            };
+            let remaining = read(smartnodes_meter::FUEL_EXPORT)
+                .saturating_add(read(smartnodes_meter::BANK_EXPORT));
             used_from_counter(budget, remaining)
         }
         Metering::Wasmtime => budget

@@ -34,12 +34,15 @@ impl Verdict {
         }
     }
 
-    /// Whether the same module, input and limits give this verdict on every machine.
+    /// Whether the same module, input and limits give this verdict on every machine *under
+    /// [`crate::Metering::Wasmtime`]* (the test oracle).
     ///
-    /// False only for a native stack overflow: the depth at which the native stack runs out
+    /// False only for a stack overflow there: the depth at which the native stack runs out
     /// depends on the machine's frame sizes and the engine's slop (METERING.md measured a
-    /// difference of a few frames between x86-64 and aarch64). Verification must never call
-    /// a disagreement involving such a verdict fraud; it re-assigns the task instead.
+    /// difference of a few frames between x86-64 and aarch64). Under the default
+    /// [`crate::Metering::Instrumented`] a stack overflow is the meter's fixed call-depth
+    /// limit, the same on every machine, and the network judges it like any verdict (see
+    /// ARCHITECTURE.md for the one remaining edge: frames averaging over 256 bytes).
     pub fn is_reproducible(&self) -> bool {
         !matches!(self, Verdict::Trapped(TrapCode::StackOverflow))
     }

@@ -65,7 +65,7 @@ impl ResourceLimiter for Limiter {
         1
     }
     fn memories(&self) -> usize {
-        1
+        2
     }
     fn tables(&self) -> usize {
         4
@@ -79,9 +79,11 @@ pub(crate) fn run(
     engine: &wasmtime::Engine,
     pre: &InstancePre<State>,
     metering_kind: Metering,
+    watchdog: Option<&crate::backstop::Watchdog>,
     input: &TaskInput,
     limits: &Limits,
 ) -> Result<Outcome> {
+    let deadline = std::time::Instant::now() + limits.wall_clock_backstop;
     let budget = limits.fuel;
     let state = State {
         wasi: Wasi::new(
@@ -109,6 +111,14 @@ pub(crate) fn run(
         Err(e) => return instantiation_failure(&mut store, e, limits),
     };
     metering::set_budget(&mut store, &instance, budget).map_err(engine_err)?;
+    // Declared after the store, so dropped (disarmed) before it.
+    #[allow(unsafe_code)]
+    let _armed = match (watchdog, metering::interrupt_flag(&mut store, &instance)) {
+        // SAFETY: the interrupt memory is one page that never grows, owned by `store`,
+        // which outlives `_armed`; wasm code and the watchdog are its only users.
+        (Some(dog), Some(flag)) => Some(unsafe { dog.arm(flag, deadline) }),
+        _ => None,
+    };
     let start = instance
         .get_typed_func::<(), ()>(&mut store, "_start")
         .map_err(|e| Error::Engine(format!("`_start` vanished after validation: {e}")))?;
@@ -233,6 +243,9 @@ fn classify_trap(
                 limits.memory_bytes
             ),
         ));
+    }
+    if metering::is_interrupted(store, instance) {
+        return Err(Error::WallClockBackstop(limits.wall_clock_backstop));
     }
     if metering::is_out_of_fuel(store, instance, trap) {
         return Ok(Outcome::new(

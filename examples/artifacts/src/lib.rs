@@ -6,9 +6,70 @@
 
 include!(concat!(env!("OUT_DIR"), "/examples.rs"));
 
-/// The module of the example task `name` (its package name), if there is one.
+/// An example task written in another language than Rust, to the same spec as a Rust twin.
+#[derive(Debug, Clone, Copy)]
+pub struct Foreign {
+    /// Its name: the twin's name and the language (`wordcount-c`).
+    pub name: &'static str,
+    /// The Rust example it must equal byte for byte (a name in [`ALL`]).
+    pub twin: &'static str,
+    /// The language.
+    pub language: &'static str,
+    /// The source, relative to `examples/foreign/`.
+    pub source: &'static str,
+    /// The module, built by `examples/foreign/build.sh` and committed (so no build here
+    /// needs a toolchain beyond Rust; `MANIFEST` there catches a module that drifted from
+    /// its source).
+    pub wasm: &'static [u8],
+}
+
+/// The example tasks in C, Zig and AssemblyScript (`examples/foreign/`).
+pub const FOREIGN: &[Foreign] = &[
+    Foreign {
+        name: "wordcount-c",
+        twin: "wordcount",
+        language: "C",
+        source: "c/wordcount.c",
+        wasm: include_bytes!("../../foreign/wasm/wordcount-c.wasm"),
+    },
+    Foreign {
+        name: "mandelbrot-c",
+        twin: "mandelbrot",
+        language: "C",
+        source: "c/mandelbrot.c",
+        wasm: include_bytes!("../../foreign/wasm/mandelbrot-c.wasm"),
+    },
+    Foreign {
+        name: "primes-zig",
+        twin: "primes",
+        language: "Zig",
+        source: "zig/primes.zig",
+        wasm: include_bytes!("../../foreign/wasm/primes-zig.wasm"),
+    },
+    Foreign {
+        name: "sha256-chain-as",
+        twin: "sha256-chain",
+        language: "AssemblyScript",
+        source: "assemblyscript/sha256-chain.ts",
+        wasm: include_bytes!("../../foreign/wasm/sha256-chain-as.wasm"),
+    },
+];
+
+/// The module of the example task `name` (a package name in [`ALL`] or a name in
+/// [`FOREIGN`]), if there is one.
 pub fn module(name: &str) -> Option<&'static [u8]> {
-    ALL.iter().find(|(n, _)| *n == name).map(|(_, wasm)| *wasm)
+    ALL.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, wasm)| *wasm)
+        .or_else(|| FOREIGN.iter().find(|f| f.name == name).map(|f| f.wasm))
+}
+
+/// Every example's name: [`ALL`]'s, then [`FOREIGN`]'s.
+pub fn names() -> Vec<&'static str> {
+    ALL.iter()
+        .map(|(n, _)| *n)
+        .chain(FOREIGN.iter().map(|f| f.name))
+        .collect()
 }
 
 /// Runs the example task `name` natively (the same library code the wasm module is built
@@ -269,6 +330,28 @@ pub mod stats {
             .map(|_| time())
             .min()
             .expect("at least one run")
+    }
+
+    /// The largest of `xs` (ratios; 0 for none).
+    pub fn worst(xs: &[f64]) -> f64 {
+        xs.iter().cloned().fold(0.0, f64::max)
+    }
+
+    /// How many interleaved rounds the benchmarks run: the environment variable `var`
+    /// when it is a number, else 7.
+    pub fn rounds_from_env(var: &str) -> usize {
+        std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(7)
+    }
+
+    /// `/proc/loadavg`, or "unknown" where there is none: printed at a benchmark's start
+    /// and end.
+    pub fn loadavg() -> String {
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
     }
 
     /// How many runs per round the benchmarks time: the environment variable `var` when

@@ -22,8 +22,10 @@ pub struct ChainArgs {
     /// node runs without a chain: no registration, no epochs, nobody is paid.
     #[arg(long, value_name = "URL")]
     pub rpc_url: Option<String>,
-    /// Where the contracts are: the JSON file `smartnodes chain deploy` writes
-    /// (`{"core": "0x…", "token": "0x…"}`). Required with --rpc-url.
+    /// Where the contracts are and which engine the network runs: the JSON file
+    /// `smartnodes chain deploy` writes (`{"core": "0x…", "token": "0x…", "engine":
+    /// "<fingerprint>"}`). Required with --rpc-url; a node whose engine is not the
+    /// deployment's refuses to start.
     #[arg(long, value_name = "FILE")]
     pub deployment: Option<PathBuf>,
     /// The chain signer's private key (a file holding 64 hex digits). Default: the node's
@@ -66,6 +68,45 @@ pub fn read_deployment(path: &Path) -> Result<Deployment> {
     })
 }
 
+/// The engine fingerprint this binary's nodes run (the in-wasm meter): what a deployment
+/// records as `"engine"`.
+pub fn network_engine() -> smartnodes_runtime::EngineFingerprint {
+    smartnodes_runtime::EngineFingerprint::of(smartnodes_runtime::RuntimeConfig::default().metering)
+}
+
+/// Checks that the deployment's `"engine"` is this node's: one engine per network.
+pub fn check_deployment_engine(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the deployment {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let ours = network_engine();
+    let theirs = v.get("engine").and_then(|e| e.as_str()).with_context(|| {
+        format!(
+            "{} has no \"engine\": it predates one-engine networks; redeploy with \
+                 `smartnodes chain deploy` (this node's engine is {ours})",
+            path.display()
+        )
+    })?;
+    let theirs = smartnodes_runtime::EngineFingerprint::from_hex(theirs)
+        .with_context(|| format!("\"engine\" in {} is not 64 hex digits", path.display()))?;
+    anyhow::ensure!(
+        theirs == ours,
+        "this network runs engine {theirs}, this node runs {ours}: a node with another \
+         engine cannot join (run the smartnodes version the network was deployed with)"
+    );
+    Ok(())
+}
+
+/// The deployment file's JSON.
+pub fn deployment_json(d: &Deployment) -> serde_json::Value {
+    serde_json::json!({
+        "core": d.core.to_string(),
+        "token": d.token.to_string(),
+        "engine": network_engine().to_hex(),
+    })
+}
+
 impl ChainArgs {
     /// The chain configuration and signer, or `None` without --rpc-url.
     pub fn resolve(&self, identity: &Identity) -> Result<Option<(ChainConfig, PrivateKeySigner)>> {
@@ -76,11 +117,12 @@ impl ChainArgs {
             );
             return Ok(None);
         };
-        let deployment = read_deployment(
-            self.deployment
-                .as_deref()
-                .context("--rpc-url needs --deployment FILE (see `smartnodes chain deploy`)")?,
-        )?;
+        let file = self
+            .deployment
+            .as_deref()
+            .context("--rpc-url needs --deployment FILE (see `smartnodes chain deploy`)")?;
+        let deployment = read_deployment(file)?;
+        check_deployment_engine(file)?;
         let signer = match &self.key_file {
             Some(path) => read_key(path)?,
             None => identity.eth_signer(),
@@ -238,10 +280,7 @@ pub fn run(args: ChainCommand) -> Result<u8> {
                         .await
                         .context("deploying the contracts")?;
                 let d = chain.deployment();
-                let json = serde_json::json!({
-                    "core": d.core.to_string(),
-                    "token": d.token.to_string(),
-                });
+                let json = deployment_json(&d);
                 std::fs::write(&a.out, format!("{json}\n"))
                     .with_context(|| format!("writing {}", a.out.display()))?;
                 writeln!(std::io::stdout(), "{json}")?;

@@ -25,7 +25,8 @@ pub struct DevnetArgs {
     /// Workers that cheat on purpose (see --cheat); the validators must catch them.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub cheaters: usize,
-    /// How the cheaters cheat: MODE or MODE:RATE, MODE one of wrong-output, lazy, fuel, copy.
+    /// How the cheaters cheat: MODE or MODE:RATE, MODE one of wrong-output, lazy, fuel, copy,
+    /// engine, overflow, inflate.
     #[arg(long, value_name = "MODE[:RATE]", default_value = DEFAULT_CHEAT)]
     pub cheat: crate::roles::cheat::Cheat,
     /// Jobs, cycling through wordcount (of a Shakespeare corpus), mandelbrot (tiles of one

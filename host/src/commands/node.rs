@@ -18,9 +18,27 @@ pub struct NodeArgs {
     /// Where to listen, e.g. /ip4/127.0.0.1/tcp/0 for an OS-chosen port.
     #[arg(long, value_name = "MULTIADDR", default_value = "/ip4/0.0.0.0/tcp/0")]
     pub listen: Multiaddr,
-    /// A validator to join (repeatable); `/p2p/<peer id>` is optional.
+    /// A peer of the network to join through (repeatable): any validator or worker;
+    /// `/p2p/<peer id>` is optional. The node finds the validators through it (Kademlia)
+    /// and dials it again, with backoff, whenever the connection is lost.
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<Multiaddr>,
+    /// An address peers can reach this node at (repeatable), announced in its role record
+    /// before any peer confirms it: for a node behind a fixed public address (port
+    /// forwarding, a load balancer). Without it, addresses that identify reports from two
+    /// peers are announced.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub external_address: Vec<Multiaddr>,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g. 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Workers: register with at most N of the validators found (those already connected
+    /// first, then the fastest to dial). Default: all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_validators: Option<u32>,
+    /// Seconds between two lookups of the network for validators.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub discovery_interval: f64,
     /// Tasks a worker runs at once (default: the number of cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers_slots: Option<u32>,
@@ -33,7 +51,7 @@ pub struct NodeArgs {
     #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
     pub sample_rate: f64,
     /// FOR TESTS AND DEMOS ONLY: a worker that lies in MODE (wrong-output, lazy, fuel,
-    /// copy) about a fraction RATE of its tasks (default 1; `0.1` or `10%`). Validators
+    /// copy, engine, overflow, inflate) about a fraction RATE of its tasks (default 1; `0.1` or `10%`). Validators
     /// catch it, prove it and blacklist it.
     #[arg(long, value_name = "MODE[:RATE]")]
     pub cheat: Option<crate::roles::cheat::Cheat>,
@@ -47,7 +65,9 @@ pub struct NodeArgs {
     pub chain: crate::commands::chain::ChainArgs,
 }
 
-/// Runs the node; prints `listening on <multiaddr>` lines on stdout once it listens.
+/// Runs the node; prints `peer id <id>`, then a `listening on <multiaddr>` line per address
+/// it listens on (each interface's for `0.0.0.0`), `external address <multiaddr>` per
+/// `--external-address` and `metrics on <url>` on stdout once it listens.
 pub fn run(args: NodeArgs) -> Result<u8> {
     if let Some(parent) = args.parent_pid {
         crate::devnet::procs::exit_with_parent(parent)
@@ -84,6 +104,14 @@ pub fn run(args: NodeArgs) -> Result<u8> {
             config.chain = Some(chain);
         }
         config.bootstrap = args.bootstrap;
+        config.external_addrs = args.external_address.clone();
+        config.max_validators = args.max_validators.map(|n| n as usize);
+        anyhow::ensure!(
+            args.discovery_interval.is_finite()
+                && (0.1..=3600.0).contains(&args.discovery_interval),
+            "--discovery-interval must be between 0.1 and 3600 seconds"
+        );
+        config.discovery_interval = std::time::Duration::from_secs_f64(args.discovery_interval);
         if let Some(n) = args.workers_slots {
             config.worker_slots = n as usize;
         }
@@ -111,16 +139,33 @@ pub fn run(args: NodeArgs) -> Result<u8> {
         let node = start_node(config, None)
             .await
             .context("starting the node")?;
+        let metrics = match args.metrics {
+            Some(addr) => Some(
+                crate::metrics::serve(addr, node.metrics.clone())
+                    .await
+                    .with_context(|| format!("serving metrics on {addr}"))?,
+            ),
+            None => None,
+        };
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "peer id {}", node.peer_id())?;
             for addr in &node.listen_addrs {
                 writeln!(out, "listening on {addr}")?;
             }
+            for addr in &args.external_address {
+                writeln!(out, "external address {addr}")?;
+            }
+            if let Some((addr, _)) = &metrics {
+                writeln!(out, "metrics on http://{addr}/metrics")?;
+            }
             out.flush()?;
         }
         shutdown.wait().await;
         tracing::info!("shutting down");
+        if let Some((_, task)) = metrics {
+            task.abort();
+        }
         node.stop().await;
         Ok(0)
     })

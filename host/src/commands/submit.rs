@@ -1,10 +1,16 @@
 //! `smartnodes submit`: sends a job to a validator, prints progress as tasks complete,
-//! writes each output to `DIR/<index>.out` and a summary to `DIR/summary.json`.
+//! writes each output to `DIR/<index>.out`, its receipt to `DIR/<index>.receipt`, the
+//! evidence bundle of every withdrawn result to `DIR/evidence-<id>.bundle` and a summary to
+//! `DIR/summary.json`. A result the validator withdraws while the job runs (its worker was
+//! proven a fraud) is replaced by the re-run's (the files rewritten) and listed under
+//! `replaced` in the summary.
 
-use crate::net::proto::JobLimits;
+use crate::evidence::ReceiptFile;
+use crate::net::proto::{JobLimits, TaskSpec};
 use crate::roles::user::{JobRequestSpec, UserSession};
 use anyhow::{Context, Result};
 use libp2p::Multiaddr;
+use smartnodes_runtime::sha256;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,8 +24,12 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "FILE", required = true)]
     pub input: Vec<PathBuf>,
     /// The validator; `/p2p/<peer id>` is optional.
-    #[arg(long, value_name = "MULTIADDR")]
-    pub validator: Multiaddr,
+    #[arg(long, value_name = "MULTIADDR", required_unless_present = "bootstrap")]
+    pub validator: Option<Multiaddr>,
+    /// Instead of --validator: any peer of the network (repeatable); a validator is found
+    /// through it (Kademlia) and the job sent to the one that answers fastest.
+    #[arg(long, value_name = "MULTIADDR", conflicts_with = "validator")]
+    pub bootstrap: Vec<Multiaddr>,
     /// Fuel per task.
     #[arg(long, value_name = "N", default_value_t = JobLimits::default().fuel)]
     pub fuel: u64,
@@ -68,14 +78,23 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let session = UserSession::connect(args.validator.clone())
-            .await
-            .with_context(|| format!("connecting to {}", args.validator))?;
+        let session = match &args.validator {
+            Some(validator) => UserSession::connect(validator.clone())
+                .await
+                .with_context(|| format!("connecting to {validator}"))?,
+            None => UserSession::discover(args.bootstrap.clone(), Duration::from_secs(30))
+                .await
+                .context("finding a validator")?,
+        };
         let total = job.inputs.len();
         let job_id = session.submit(&job).await.context("submitting the job")?;
         eprintln!("job {} submitted: {total} tasks", hex::encode(job_id));
         let out = args.out.clone();
         let mut write_error = None;
+        // Evidence (issue 21): what each receipt commits to, and who delivered results.
+        let module_hash = sha256(&job.module);
+        let input_hashes: Vec<_> = job.inputs.iter().map(|i| sha256(i)).collect();
+        let mut workers = std::collections::HashSet::new();
         let report = session
             .wait(
                 job_id,
@@ -84,6 +103,21 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
                 |t, done| {
                     let path = out.join(format!("{}.out", t.index));
                     if let Err(e) = std::fs::write(&path, &t.output) {
+                        write_error.get_or_insert(format!("{}: {e}", path.display()));
+                    }
+                    workers.insert(t.worker.to_string());
+                    let receipt = ReceiptFile {
+                        task: TaskSpec {
+                            job_id,
+                            index: t.index,
+                            module: module_hash,
+                            input: input_hashes[t.index as usize],
+                            limits: job.limits,
+                        },
+                        receipt: t.receipt.clone(),
+                    };
+                    let path = out.join(format!("{}.receipt", t.index));
+                    if let Err(e) = std::fs::write(&path, receipt.to_bytes()) {
                         write_error.get_or_insert(format!("{}: {e}", path.display()));
                     }
                     eprintln!(
@@ -100,7 +134,9 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
         if let Some(e) = write_error {
             anyhow::bail!("writing an output: {e}");
         }
-        let summary = report.to_json();
+        let mut summary = report.to_json();
+        let evidence = super::evidence::save_withdrawn(&session, job_id, &workers, &args.out).await;
+        summary["evidence"] = serde_json::json!(evidence);
         let path = args.out.join("summary.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -116,6 +152,13 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
                 report.tasks.len(),
                 args.out.display()
             )?;
+            for r in &report.replaced {
+                writeln!(
+                    stdout,
+                    "task {} replaced: {} (worker {})",
+                    r.index, r.reason, r.worker
+                )?;
+            }
         }
         session.close().await;
         Ok(if all_completed { 0 } else { 1 })

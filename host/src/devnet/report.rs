@@ -102,6 +102,9 @@ pub struct DevnetReport {
     pub chain: Option<ChainSnapshot>,
     /// Distinct fraud proofs the validators hold.
     pub frauds_proven: usize,
+    /// Evidence (issue 21): the blacklisted workers' evidence bundles written to the data
+    /// dir (`smartnodes verify PATH` re-judges one).
+    pub evidence: Vec<PathBuf>,
 }
 
 impl DevnetReport {
@@ -204,6 +207,7 @@ impl DevnetReport {
             "blacklisted": self.blacklisted().iter().map(|n| &n.peer_id).collect::<Vec<_>>(),
             "honest_workers_flagged": self.honest_workers_flagged().len(),
             "problems": self.problems(),
+            "evidence": self.evidence,
             "outputs": self.artifacts.iter().map(|a| json!({
                 "path": a.path,
                 "correct": a.correct,
@@ -428,6 +432,14 @@ impl DevnetReport {
             self.frauds_proven,
             self.honest_workers_flagged().len()
         );
+        for path in &self.evidence {
+            let _ = writeln!(
+                s,
+                "  evidence {} (re-judge: smartnodes verify {})",
+                path.display(),
+                path.display()
+            );
+        }
         let _ = writeln!(s, "\nOUTPUTS in {}", self.data_dir.display());
         for a in &self.artifacts {
             let _ = writeln!(
@@ -499,6 +511,7 @@ mod tests {
             artifacts: Vec::new(),
             chain,
             frauds_proven: 0,
+            evidence: Vec::new(),
         }
     }
 

@@ -73,7 +73,7 @@ impl RpcChain {
         .map_err(chain_err("deploying the contracts"))?;
         let d = deployer.deployment();
         let deployment_file = data_dir.join("deployment.json");
-        let json = serde_json::json!({ "core": d.core.to_string(), "token": d.token.to_string() });
+        let json = crate::commands::chain::deployment_json(&d);
         std::fs::write(&deployment_file, format!("{json}\n")).map_err(|source| {
             DevnetError::Io {
                 path: deployment_file.clone(),

@@ -498,6 +498,15 @@ impl Ledger {
         }
     }
 
+    /// Records `worker`'s chain address as its registration with this validator proved it
+    /// (checked on chain), for a worker that may have no credited receipt: one caught
+    /// before any of its receipts was sealed into a batch (a receipt false by its form is
+    /// refused before it is acknowledged) would otherwise never be blacklisted on chain,
+    /// since a blacklist entry needs the address. An address learned from a credit wins.
+    pub fn learn_address(&mut self, worker: &PeerId, address: [u8; 20]) {
+        self.addresses.entry(worker.to_bytes()).or_insert(address);
+    }
+
     /// Whether `worker` is blacklisted here or on chain.
     pub fn is_blacklisted(&self, worker: &PeerId) -> bool {
         let p = worker.to_bytes();
@@ -1090,5 +1099,26 @@ mod tests {
         );
         assert_eq!(restored.executed(), ledger.executed());
         assert_eq!(restored.jobs_of_interest(), ledger.jobs_of_interest());
+    }
+
+    /// A worker caught before any of its receipts was credited is blacklisted on chain
+    /// by the next summary when its registration told this validator its address; without
+    /// an address no entry can be made.
+    #[test]
+    fn a_cheater_caught_before_any_credit_is_blacklisted_with_its_registered_address() {
+        let w = Keypair::generate_ed25519().public().to_peer_id();
+        let mut ledger = Ledger::new(params());
+        ledger.blacklist(&w, [9; 32]);
+        assert!(ledger.build(1, &none()).unwrap().blacklist.is_empty());
+        ledger.learn_address(&w, [4; 20]);
+        let content = ledger.build(1, &none()).unwrap();
+        assert_eq!(content.blacklist.len(), 1);
+        assert_eq!(content.blacklist[0].address, [4; 20]);
+        assert_eq!(content.blacklist[0].proof, [9; 32]);
+        // Another validator that knows the same registration accepts the summary.
+        let mut other = Ledger::new(params());
+        other.blacklist(&w, [9; 32]);
+        other.learn_address(&w, [4; 20]);
+        other.check(1, &content, &none()).unwrap();
     }
 }

@@ -101,6 +101,8 @@ pub struct EpochNode {
     /// Peers that recently forwarded epoch gossip: asked for executed contents this
     /// validator missed.
     heard: Mutex<Vec<PeerId>>,
+    /// Metrics (issue 18): set by the node after start.
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 /// The sled key of the ledger snapshot.
@@ -168,6 +170,7 @@ impl EpochNode {
             dirty: AtomicBool::new(false),
             last_save: Mutex::default(),
             heard: Mutex::default(),
+            metrics: std::sync::OnceLock::new(),
             st: Mutex::new(DriverState {
                 epoch,
                 // Distinct across restarts.
@@ -179,6 +182,11 @@ impl EpochNode {
         let n = node.clone();
         tokio::spawn(async move { n.run(rx, shutdown).await });
         Ok(node)
+    }
+
+    /// Where `epochs_executed` is counted (issue 18; set once).
+    pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// This validator's chain address.
@@ -247,11 +255,13 @@ impl EpochNode {
     /// uncounted receipts are forfeited, it is refused from now on, and the next summary
     /// blacklists it on chain.
     pub fn blacklist(&self, worker: PeerId, proof_id: Hash) {
-        self.ledger
-            .lock()
-            .expect("poisoned")
-            .blacklist(&worker, proof_id);
-        self.workers.lock().expect("poisoned").remove(&worker);
+        let registered = self.workers.lock().expect("poisoned").remove(&worker);
+        let mut ledger = self.ledger.lock().expect("poisoned");
+        if let Some(address) = registered {
+            ledger.learn_address(&worker, address);
+        }
+        ledger.blacklist(&worker, proof_id);
+        drop(ledger);
         self.dirty.store(true, Ordering::Relaxed);
     }
 
@@ -691,6 +701,9 @@ impl EpochNode {
                         .lock()
                         .expect("poisoned")
                         .on_executed(content.clone());
+                    if let Some(m) = self.metrics.get() {
+                        m.epochs_executed.inc();
+                    }
                     publish(&self.client, EpochGossip::Proposal(content.clone()));
                     st.executed = Some((content, Instant::now()));
                     self.dirty.store(true, Ordering::Relaxed);

@@ -7,12 +7,22 @@
 //! four request-response protocols ([`proto::protocols`]) with a length-prefixed postcard
 //! codec and a size limit per direction. A peer whose message does not decode is
 //! disconnected; the node carries on.
+//!
+//! Discovery ([`discovery`]): the event loop dials the bootstrap addresses (again, with
+//! backoff, whenever they are lost), bootstraps Kademlia through them, publishes the
+//! node's signed role record and provider announcement, looks up the providers of the roles
+//! it looks for, fetches their role records and keeps connections to the validators it
+//! selects. External addresses are those given (`--external-address`) and those identify
+//! reports from at least two peers.
 
 pub mod codec;
+pub mod discovery;
 pub mod proto;
 
 use codec::PostcardCodec;
+use discovery::{Discovery, DiscoveryConfig, PeerInfo, Target};
 use futures::StreamExt;
+use libp2p::metrics::Recorder;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{
@@ -20,9 +30,10 @@ use libp2p::{
     StreamProtocol, Swarm,
 };
 use proto::*;
-use std::collections::HashMap;
-use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Network failures a caller sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,6 +160,9 @@ enum Command {
         peer: PeerId,
         reply: oneshot::Sender<bool>,
     },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
     Shutdown,
 }
 
@@ -157,6 +171,7 @@ enum Command {
 pub struct Client {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
+    changes: watch::Receiver<u64>,
 }
 
 /// Capacity of the command and event channels.
@@ -278,6 +293,22 @@ impl Client {
         rx.await.unwrap_or(false)
     }
 
+    /// What discovery knows: every peer with a valid role record, its addresses, whether
+    /// this node is connected to it and whether it keeps a connection to it.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Peers { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Changes whenever discovery learns something (a record, a selected validator
+    /// connecting or leaving): wait on it with `changed()` rather than polling.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
     /// Stops the event loop.
     pub async fn shutdown(&self) {
         let _ = self.send(Command::Shutdown).await;
@@ -321,32 +352,143 @@ where
     )
 }
 
+/// How a node's network starts.
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    /// Where it listens (`None`: it only dials, and is a Kademlia client).
+    pub listen: Option<Multiaddr>,
+    /// How it finds its peers.
+    pub discovery: DiscoveryConfig,
+    /// Where libp2p's metrics and the peer gauge go.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
 /// Starts the swarm listening on `listen` and spawns its event loop on the current tokio
-/// runtime. Returns the client, the event stream and the actual listen addresses.
+/// runtime, without discovery (no bootstrap, no lookups, no announcement). Returns the
+/// client, the event stream and the actual listen addresses.
 pub async fn start(
     keypair: libp2p::identity::Keypair,
     listen: Option<Multiaddr>,
 ) -> Result<(Client, mpsc::Receiver<Event>, Vec<Multiaddr>), NetError> {
+    start_with(
+        keypair,
+        NetConfig {
+            listen,
+            discovery: DiscoveryConfig {
+                find: Vec::new(),
+                connect_validators: false,
+                ..DiscoveryConfig::default()
+            },
+            metrics: None,
+        },
+    )
+    .await
+}
+
+/// Kademlia's local store: small records (role and job records are well under 2 KiB), a
+/// bounded number of them, and enough providers per key for a network's validators.
+fn kad_store(peer_id: PeerId) -> kad::store::MemoryStore {
+    kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_records: 8192,
+            max_value_bytes: 4096,
+            max_providers_per_key: 256,
+            max_provided_keys: 16,
+        },
+    )
+}
+
+/// Starts the swarm as `config` says and spawns its event loop on the current tokio
+/// runtime. Returns the client, the event stream and the actual listen addresses (every
+/// one of them: an unspecified address such as `0.0.0.0` listens on each interface).
+pub async fn start_with(
+    keypair: libp2p::identity::Keypair,
+    config: NetConfig,
+) -> Result<(Client, mpsc::Receiver<Event>, Vec<Multiaddr>), NetError> {
     let peer_id = keypair.public().to_peer_id();
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NetError::Setup(e.to_string()))?
-        .with_behaviour(|key| {
+    let metrics = config.metrics.clone().unwrap_or_default();
+    let listen = config.listen.clone();
+    let server = listen.is_some();
+    // libp2p's metrics name themselves `libp2p_…`.
+    let (mut swarm, p2p_metrics) = metrics.with_registry(|registry| {
+        let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| NetError::Setup(e.to_string()))?
+            .with_bandwidth_metrics(registry)
+            .with_behaviour(|key| behaviour(key, server))
+            .map_err(|e| NetError::Setup(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        Ok::<_, NetError>((swarm, libp2p::metrics::Metrics::new(registry)))
+    })?;
+    swarm_setup(&mut swarm)?;
+    for addr in &config.discovery.external {
+        swarm.add_external_address(addr.clone());
+    }
+
+    let addrs = match listen {
+        Some(listen) => listen_on(&mut swarm, listen, peer_id).await?,
+        None => Vec::new(),
+    };
+
+    let (tx, commands) = mpsc::channel(CHANNEL);
+    let (events, events_rx) = mpsc::channel(CHANNEL);
+    let (changes, changes_rx) = watch::channel(0);
+    let now = Instant::now();
+    let event_loop = EventLoop {
+        swarm,
+        commands,
+        events,
+        pending: HashMap::new(),
+        dials: HashMap::new(),
+        gets: HashMap::new(),
+        disc: Discovery::new(config.discovery, peer_id, now),
+        keypair,
+        target_dials: HashMap::new(),
+        role_gets: HashMap::new(),
+        provider_gets: HashSet::new(),
+        observed: HashMap::new(),
+        changes,
+        metrics,
+        p2p_metrics,
+    };
+    tokio::spawn(event_loop.run());
+    Ok((
+        Client {
+            tx,
+            peer_id,
+            changes: changes_rx,
+        },
+        events_rx,
+        addrs,
+    ))
+}
+
+fn behaviour(
+    key: &libp2p::identity::Keypair,
+    server: bool,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    {
+        {
             let peer_id = key.public().to_peer_id();
             let mut kad_config = kad::Config::new(StreamProtocol::new(protocols::KAD));
             kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
             kad_config.set_max_packet_size(limits::GOSSIP * 2);
-            let mut kad = kad::Behaviour::with_config(
-                peer_id,
-                kad::store::MemoryStore::new(peer_id),
-                kad_config,
-            );
-            kad.set_mode(Some(kad::Mode::Server));
+            kad_config.set_query_timeout(Duration::from_secs(10));
+            let mut kad = kad::Behaviour::with_config(peer_id, kad_store(peer_id), kad_config);
+            // A node that listens answers the DHT; one that only dials (a user, `peers`)
+            // asks it.
+            kad.set_mode(Some(if server {
+                kad::Mode::Server
+            } else {
+                kad::Mode::Client
+            }));
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .max_transmit_size(limits::GOSSIP)
                 .validation_mode(gossipsub::ValidationMode::Strict)
@@ -389,11 +531,11 @@ pub async fn start(
                     Duration::from_secs(30),
                 ),
             })
-        })
-        .map_err(|e| NetError::Setup(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+        }
+    }
+}
 
+fn swarm_setup(swarm: &mut Swarm<Behaviour>) -> Result<(), NetError> {
     for topic in [
         protocols::TOPIC_JOBS,
         protocols::TOPIC_RECEIPTS,
@@ -407,46 +549,61 @@ pub async fn start(
             .map_err(|e| NetError::Setup(e.to_string()))?;
     }
 
+    Ok(())
+}
+
+/// Whether `addr` listens on every interface (`0.0.0.0`, `::`).
+fn is_unspecified(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_unspecified(),
+        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
+
+/// Listens on `listen` and returns the addresses the OS gives: the first one, and for an
+/// unspecified address every interface's, until none came for 200 ms.
+async fn listen_on(
+    swarm: &mut Swarm<Behaviour>,
+    listen: Multiaddr,
+    peer_id: PeerId,
+) -> Result<Vec<Multiaddr>, NetError> {
+    swarm
+        .listen_on(listen.clone())
+        .map_err(|e| NetError::Setup(format!("listening on {listen}: {e}")))?;
     let mut addrs = Vec::new();
-    if let Some(listen) = listen {
-        swarm
-            .listen_on(listen.clone())
-            .map_err(|e| NetError::Setup(format!("listening on {listen}: {e}")))?;
-        // Wait for the OS to give the port.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while addrs.is_empty() {
-            let event = tokio::time::timeout_at(deadline, swarm.select_next_some())
-                .await
-                .map_err(|_| NetError::Setup(format!("no listen address for {listen}")))?;
-            match event {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    addrs.push(address.with_p2p(peer_id).unwrap_or_else(|a| a))
-                }
-                SwarmEvent::ListenerError { error, .. } => {
-                    return Err(NetError::Setup(format!("listening on {listen}: {error}")))
-                }
-                SwarmEvent::ListenerClosed { reason, .. } => {
-                    return Err(NetError::Setup(format!(
-                        "listening on {listen}: closed {reason:?}"
-                    )))
-                }
-                _ => {}
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let wait = if addrs.is_empty() {
+            deadline
+        } else if is_unspecified(&listen) {
+            tokio::time::Instant::now() + Duration::from_millis(200)
+        } else {
+            break;
+        };
+        let event = match tokio::time::timeout_at(wait, swarm.select_next_some()).await {
+            Ok(event) => event,
+            Err(_) if addrs.is_empty() => {
+                return Err(NetError::Setup(format!("no listen address for {listen}")))
             }
+            Err(_) => break,
+        };
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                addrs.push(address.with_p2p(peer_id).unwrap_or_else(|a| a))
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                return Err(NetError::Setup(format!("listening on {listen}: {error}")))
+            }
+            SwarmEvent::ListenerClosed { reason, .. } => {
+                return Err(NetError::Setup(format!(
+                    "listening on {listen}: closed {reason:?}"
+                )))
+            }
+            _ => {}
         }
     }
-
-    let (tx, commands) = mpsc::channel(CHANNEL);
-    let (events, events_rx) = mpsc::channel(CHANNEL);
-    let event_loop = EventLoop {
-        swarm,
-        commands,
-        events,
-        pending: HashMap::new(),
-        dials: HashMap::new(),
-        gets: HashMap::new(),
-    };
-    tokio::spawn(event_loop.run());
-    Ok((Client { tx, peer_id }, events_rx, addrs))
+    Ok(addrs)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -467,7 +624,28 @@ struct EventLoop {
     >,
     dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     gets: HashMap<kad::QueryId, oneshot::Sender<Option<SignedRecord>>>,
+    /// Discovery's rules and state.
+    disc: Discovery,
+    /// Signs the role record.
+    keypair: libp2p::identity::Keypair,
+    /// Discovery's dials in flight: their target and when they started.
+    target_dials: HashMap<ConnectionId, (Target, Instant)>,
+    /// Role record lookups in flight: the peer and the newest valid record so far.
+    role_gets: HashMap<kad::QueryId, Option<SignedRecord>>,
+    /// Provider lookups in flight.
+    provider_gets: HashSet<kad::QueryId>,
+    /// Identify's observations of our IP, by IP, with the peers that reported it: an
+    /// address candidate on an IP reported by two peers is confirmed as external.
+    observed: HashMap<std::net::IpAddr, HashSet<PeerId>>,
+    changes: watch::Sender<u64>,
+    metrics: Arc<crate::metrics::Metrics>,
+    p2p_metrics: libp2p::metrics::Metrics,
 }
+
+/// At most this many role record lookups at once.
+const MAX_ROLE_GETS: usize = 256;
+/// At most this many observed IPs are remembered, each with at most this many reporters.
+const MAX_OBSERVED: usize = 64;
 
 fn check_record(record: &kad::Record) -> Option<SignedRecord> {
     if record.value.len() > limits::GOSSIP {
@@ -478,11 +656,16 @@ fn check_record(record: &kad::Record) -> Option<SignedRecord> {
         return None;
     }
     signed.verify(unix_now()).ok()?;
+    if matches!(signed.body, RecordBody::Role { .. }) && discovery::parse_role(&signed).is_none() {
+        return None;
+    }
     Some(signed)
 }
 
 impl EventLoop {
     async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event).await,
@@ -490,6 +673,7 @@ impl EventLoop {
                     Some(Command::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
                 },
+                _ = tick.tick() => self.on_tick(),
             }
         }
         tracing::debug!("network event loop stopped");
@@ -562,14 +746,7 @@ impl EventLoop {
                     tracing::debug!(%topic, "gossip not published: {e}");
                 }
             }
-            Command::PutRecord { record } => {
-                let mut kad_record =
-                    kad::Record::new(kad::RecordKey::new(&record.body.key()), encode(&record));
-                kad_record.expires = Some(std::time::Instant::now() + Duration::from_secs(300));
-                if let Err(e) = b.kad.put_record(kad_record, kad::Quorum::One) {
-                    tracing::debug!("record not stored: {e}");
-                }
-            }
+            Command::PutRecord { record } => put_record(&mut b.kad, &record),
             Command::GetRecord { key, reply } => {
                 use kad::store::RecordStore;
                 let key = kad::RecordKey::new(&key);
@@ -592,7 +769,147 @@ impl EventLoop {
             Command::IsConnected { peer, reply } => {
                 let _ = reply.send(self.swarm.is_connected(&peer));
             }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.disc.peers());
+            }
             Command::Shutdown => {}
+        }
+    }
+
+    /// Discovery's clock: dials due, lookups, publication, the peer gauge.
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        self.disc.prune(unix_now(), now);
+        for (target, addrs) in self.disc.due(now) {
+            self.dial_target(target, addrs, now);
+        }
+        if self.disc.lookup_due(now) {
+            for role in self.disc.config().find.clone() {
+                let key = kad::RecordKey::new(&discovery::provider_key(&role));
+                let id = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.provider_gets.insert(id);
+            }
+        }
+        let listen: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        let external: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        let addrs = discovery::announced_addrs(&external, &listen);
+        if self.disc.publish_due(&addrs, now) {
+            self.publish(addrs);
+        }
+        let by_role = self.disc.connected_by_role();
+        for role in ["validator", "worker", "unknown"] {
+            self.metrics
+                .peers
+                .get_or_create(&crate::metrics::RoleLabel { role: role.into() })
+                .set(by_role.get(role).copied().unwrap_or(0));
+        }
+    }
+
+    /// Signs and puts this node's role record and announces it as a provider of its role.
+    fn publish(&mut self, addrs: Vec<Multiaddr>) {
+        let Some(announce) = self.disc.config().announce.clone() else {
+            return;
+        };
+        let now = unix_now();
+        let record = SignedRecord::sign(
+            RecordBody::Role {
+                peer: self.swarm.local_peer_id().to_bytes(),
+                role: announce.role.clone(),
+                capacity: announce.capacity,
+                addrs: addrs.iter().map(|a| a.to_vec()).collect(),
+                account: announce.account,
+                signed_at: now,
+                expires: now + discovery::ROLE_RECORD_TTL,
+            },
+            &self.keypair,
+        );
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        put_record(kad, &record);
+        let key = kad::RecordKey::new(&discovery::provider_key(&announce.role));
+        if let Err(e) = kad.start_providing(key) {
+            tracing::debug!("provider record not stored: {e}");
+        }
+        tracing::debug!(role = %announce.role, ?addrs, "role record published");
+    }
+
+    fn dial_target(&mut self, target: Target, addrs: Vec<Multiaddr>, now: Instant) {
+        use libp2p::swarm::dial_opts::PeerCondition;
+        let peer = match &target {
+            Target::Peer(p) => Some(*p),
+            Target::Addr(a) => discovery::peer_in(a),
+        };
+        let opts = match peer {
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build(),
+            None => DialOpts::unknown_peer_id()
+                .address(addrs[0].clone())
+                .build(),
+        };
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                tracing::debug!(?target, "dialing");
+                self.target_dials.insert(id, (target, now));
+            }
+            Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => {
+                self.disc.dial_skipped(&target, now)
+            }
+            Err(e) => {
+                tracing::debug!(?target, "dial failed: {e}");
+                self.disc.dial_done(&target, Err(()), Duration::ZERO, now)
+            }
+        }
+    }
+
+    /// Asks the DHT for `peer`'s role record (unless it was asked recently).
+    fn look_up_role(&mut self, peer: PeerId) {
+        if self.role_gets.len() >= MAX_ROLE_GETS || !self.disc.should_look_up(peer, Instant::now())
+        {
+            return;
+        }
+        let key = kad::RecordKey::new(&discovery::role_key(&peer));
+        let id = self.swarm.behaviour_mut().kad.get_record(key);
+        self.role_gets.insert(id, None);
+    }
+
+    fn changed(&mut self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Identify saw us at `observed`: remember who said so.
+    fn on_observed(&mut self, peer: PeerId, observed: &Multiaddr) {
+        let Some(ip) = observed.iter().find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+            libp2p::multiaddr::Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        }) else {
+            return;
+        };
+        if !self.observed.contains_key(&ip) && self.observed.len() >= MAX_OBSERVED {
+            return;
+        }
+        let reporters = self.observed.entry(ip).or_default();
+        if reporters.len() < 8 {
+            reporters.insert(peer);
+        }
+    }
+
+    /// An address candidate (identify's observation, with our listen port) becomes an
+    /// external address once two peers reported its IP.
+    fn on_candidate(&mut self, address: Multiaddr) {
+        let confirmed = address.iter().any(|p| {
+            let ip = match p {
+                libp2p::multiaddr::Protocol::Ip4(ip) => std::net::IpAddr::V4(ip),
+                libp2p::multiaddr::Protocol::Ip6(ip) => std::net::IpAddr::V6(ip),
+                _ => return false,
+            };
+            self.observed.get(&ip).is_some_and(|r| r.len() >= 2)
+        });
+        if confirmed && !self.swarm.external_addresses().any(|a| *a == address) {
+            tracing::info!(%address, "external address confirmed by identify");
+            self.swarm.add_external_address(address);
         }
     }
 
@@ -722,30 +1039,54 @@ impl EventLoop {
                 )
                 .await
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                for addr in info.listen_addrs.into_iter().take(8) {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                self.p2p_metrics.record(&event);
+                if let identify::Event::Received { peer_id, info, .. } = event {
+                    for addr in info.listen_addrs.into_iter().take(8) {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                    self.on_observed(peer_id, &info.observed_addr);
+                    self.look_up_role(peer_id);
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
-                propagation_source,
-                message,
-                ..
-            })) => match codec::decode::<Gossip>(&message.data, limits::GOSSIP) {
-                Ok(message) => {
-                    self.emit(Event::Gossip {
-                        from: propagation_source,
-                        message,
-                    })
-                    .await
-                }
-                Err(e) => tracing::debug!(%propagation_source, "undecodable gossip: {e}"),
-            },
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => {
+                self.p2p_metrics.record(&event);
+                self.on_kad(event)
+            }
+            SwarmEvent::NewExternalAddrCandidate { address } => self.on_candidate(address),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
+                self.p2p_metrics.record(&event);
+                self.on_gossip(event).await
+            }
+            other => self.on_connection_event(other).await,
+        }
+    }
+
+    async fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message,
+            ..
+        } = event
+        else {
+            return;
+        };
+        match codec::decode::<Gossip>(&message.data, limits::GOSSIP) {
+            Ok(message) => {
+                self.emit(Event::Gossip {
+                    from: propagation_source,
+                    message,
+                })
+                .await
+            }
+            Err(e) => tracing::debug!(%propagation_source, "undecodable gossip: {e}"),
+        }
+    }
+
+    async fn on_connection_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.p2p_metrics.record(&event);
+        let now = Instant::now();
+        match event {
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
@@ -756,6 +1097,14 @@ impl EventLoop {
                 if let Some(reply) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
+                if let Some((target, started)) = self.target_dials.remove(&connection_id) {
+                    self.disc
+                        .dial_done(&target, Ok(peer_id), now - started, now);
+                    if matches!(target, Target::Addr(_)) {
+                        // Through a bootstrap peer: fill the routing table.
+                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    }
+                }
                 if endpoint.is_dialer() {
                     self.swarm
                         .behaviour_mut()
@@ -763,6 +1112,12 @@ impl EventLoop {
                         .add_address(&peer_id, endpoint.get_remote_address().clone());
                 }
                 if num_established.get() == 1 {
+                    self.disc.connected(peer_id);
+                    // One of the first peers: the role record can now be replicated.
+                    if self.disc.connected_count() <= 3 {
+                        self.disc.publish_soon(now);
+                    }
+                    self.changed();
                     self.emit(Event::Connected(peer_id)).await;
                 }
             }
@@ -770,7 +1125,11 @@ impl EventLoop {
                 peer_id,
                 num_established: 0,
                 ..
-            } => self.emit(Event::Disconnected(peer_id)).await,
+            } => {
+                self.disc.disconnected(peer_id, now);
+                self.changed();
+                self.emit(Event::Disconnected(peer_id)).await
+            }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
                 error,
@@ -778,6 +1137,10 @@ impl EventLoop {
             } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Dial(error.to_string())));
+                }
+                if let Some((target, started)) = self.target_dials.remove(&connection_id) {
+                    tracing::debug!(?target, "dial failed: {error}");
+                    self.disc.dial_done(&target, Err(()), now - started, now);
                 }
             }
             _ => {}
@@ -795,10 +1158,74 @@ impl EventLoop {
                     },
             } => {
                 use kad::store::RecordStore;
-                if check_record(&record).is_some() {
-                    let _ = self.swarm.behaviour_mut().kad.store_mut().put(record);
-                } else {
-                    tracing::debug!(%source, "refused an invalid record");
+                match check_record(&record) {
+                    Some(new) => {
+                        let store = self.swarm.behaviour_mut().kad.store_mut();
+                        let old = store.get(&record.key).and_then(|r| check_record(&r));
+                        if discovery::replaces(old.as_ref(), &new) {
+                            let _ = store.put(expiring(record, &new));
+                        } else {
+                            tracing::debug!(%source, "refused a record older than the one held");
+                        }
+                    }
+                    None => tracing::debug!(%source, "refused an invalid record"),
+                }
+            }
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::AddProvider {
+                        record: Some(record),
+                    },
+            } => {
+                // Only the announcements of our roles (kad checked the provider is the
+                // sender).
+                use kad::store::RecordStore;
+                let ours = ["validator", "worker"]
+                    .iter()
+                    .any(|r| record.key.as_ref() == discovery::provider_key(r).as_slice());
+                if ours {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .store_mut()
+                        .add_provider(record);
+                }
+            }
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                ..
+            } if self.provider_gets.contains(&id) => match result {
+                Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                    for peer in providers {
+                        self.look_up_role(peer);
+                    }
+                }
+                Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => {
+                    self.provider_gets.remove(&id);
+                }
+            },
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetRecord(result),
+                step,
+                ..
+            } if self.role_gets.contains_key(&id) => {
+                if let Ok(kad::GetRecordOk::FoundRecord(found)) = result {
+                    if let Some(new) = check_record(&found.record) {
+                        let best = self.role_gets.get_mut(&id).expect("checked");
+                        if discovery::replaces(best.as_ref(), &new) {
+                            *best = Some(new);
+                        }
+                    }
+                }
+                if step.last {
+                    if let Some(Some(record)) = self.role_gets.remove(&id) {
+                        if self.disc.on_record(&record, Instant::now()) {
+                            self.changed();
+                        }
+                    }
                 }
             }
             kad::Event::OutboundQueryProgressed {
@@ -818,5 +1245,28 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+}
+
+/// A Kademlia record holding `record`, expiring when it does.
+fn to_kad(record: &SignedRecord) -> kad::Record {
+    let kad_record = kad::Record::new(kad::RecordKey::new(&record.body.key()), encode(record));
+    expiring(kad_record, record)
+}
+
+/// `kad_record` set to expire when `record` does (at most a day from now).
+fn expiring(mut kad_record: kad::Record, record: &SignedRecord) -> kad::Record {
+    let expires = match &record.body {
+        RecordBody::Role { expires, .. } | RecordBody::Job { expires, .. } => *expires,
+    };
+    let left = expires.saturating_sub(unix_now()).min(24 * 3600);
+    kad_record.expires = Some(Instant::now() + Duration::from_secs(left));
+    kad_record
+}
+
+/// Stores `record` locally and at the peers closest to its key (best effort).
+fn put_record(kad: &mut kad::Behaviour<kad::store::MemoryStore>, record: &SignedRecord) {
+    if let Err(e) = kad.put_record(to_kad(record), kad::Quorum::One) {
+        tracing::debug!("record not stored: {e}");
     }
 }

@@ -526,6 +526,13 @@ pub enum BlobRequest {
         /// Chunk index.
         index: u32,
     },
+    /// Evidence (issue 21): the claim of the evidence bundle `id` (validators answer for
+    /// the fraud proofs they made or accepted, rate-limited per peer); the bundle's module
+    /// and input are then fetched as blobs.
+    Evidence {
+        /// The bundle's id ([`crate::evidence::Bundle::id`]).
+        id: Hash,
+    },
 }
 
 /// `/smartnodes/blob/1` responses.
@@ -537,6 +544,10 @@ pub enum BlobResponse {
     Chunk(Vec<u8>),
     /// This node does not have the blob.
     NotFound,
+    /// Evidence (issue 21): the claim of the asked bundle.
+    Claim(Box<crate::evidence::Claim>),
+    /// Evidence (issue 21): too many requests; ask again later.
+    Busy,
 }
 
 /// How a blob is cut into chunks: its length and each chunk's sha256.
@@ -603,6 +614,14 @@ pub enum RecordBody {
         role: String,
         /// Task slots (workers).
         capacity: u32,
+        /// Where it can be dialed (multiaddr bytes, without `/p2p`; at most
+        /// [`crate::net::discovery::MAX_ADDRS`]), best first.
+        addrs: Vec<Vec<u8>>,
+        /// Its chain account, when it runs with a chain (registered on `SmartnodesCore`
+        /// with `keccak256(peer id)`; anyone can check).
+        account: Option<[u8; 20]>,
+        /// Unix seconds when it signed the record: a newer record replaces an older one.
+        signed_at: u64,
         /// Unix seconds after which the record is void.
         expires: u64,
     },
@@ -700,6 +719,8 @@ pub struct Observed {
     pub output_hash: Option<Hash>,
     /// Fuel used.
     pub fuel_used: u64,
+    /// The engine it ran on (the network's, for a validator).
+    pub engine: Hash,
 }
 
 impl Observed {
@@ -709,7 +730,31 @@ impl Observed {
             verdict: body.verdict,
             output_hash: body.output_hash,
             fuel_used: body.fuel_used,
+            engine: body.engine,
         }
+    }
+}
+
+impl ReceiptBody {
+    /// Why this receipt is false by its form alone, on a network whose engine is `engine`
+    /// for a task with fuel limit `fuel_limit`: signed for another engine (no node of the
+    /// network runs one), or claiming more fuel than the task may use (the sandbox never
+    /// reports more than the budget). `None` when only re-execution can tell.
+    pub fn form_fault(&self, fuel_limit: u64, engine: &Hash) -> Option<String> {
+        if self.engine != *engine {
+            return Some(format!(
+                "signed for engine {}, not the network's {}",
+                hex::encode(&self.engine[..8]),
+                hex::encode(&engine[..8])
+            ));
+        }
+        if self.fuel_used > fuel_limit {
+            return Some(format!(
+                "claims {} fuel, above the task's limit of {fuel_limit}",
+                self.fuel_used
+            ));
+        }
+        None
     }
 }
 
@@ -757,7 +802,8 @@ impl FraudProof {
     }
 
     /// The checks that need no re-execution: both signatures, the receipt is for this
-    /// task, and the observation contradicts the receipt. Returns `(validator, worker)`.
+    /// task, and the observation contradicts the receipt (or the receipt claims more fuel
+    /// than the task's limit, which needs no observation). Returns `(validator, worker)`.
     pub fn check_form(&self) -> Result<(PeerId, PeerId), String> {
         let key = PublicKey::try_decode_protobuf(&self.public_key)
             .map_err(|_| "bad validator key".to_string())?;
@@ -781,7 +827,7 @@ impl FraudProof {
         if body.task != task.commitment() {
             return Err("the receipt does not commit to this task".into());
         }
-        if Observed::claimed(body) == self.claim.observed {
+        if Observed::claimed(body) == self.claim.observed && body.fuel_used <= task.limits.fuel {
             return Err("the observation agrees with the receipt".into());
         }
         Ok((validator, worker))
@@ -873,6 +919,9 @@ mod tests {
             peer: key.public().to_peer_id().to_bytes(),
             role: "worker".into(),
             capacity: 4,
+            addrs: Vec::new(),
+            account: None,
+            signed_at: 0,
             expires: 100,
         };
         let rec = SignedRecord::sign(body, &key);

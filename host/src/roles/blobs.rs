@@ -52,6 +52,8 @@ pub fn serve(store: &Store, request: &BlobRequest) -> BlobResponse {
         BlobRequest::Chunk { id, index } => {
             store.chunk(id, *index).map(|c| c.map(BlobResponse::Chunk))
         }
+        // Only validators serve evidence (they answer it before calling this).
+        BlobRequest::Evidence { .. } => Ok(None),
     };
     match answer {
         Ok(Some(response)) => response,
@@ -113,7 +115,7 @@ impl Blobs {
         let manifest = match self.client.blob(peer, BlobRequest::Manifest { id }).await? {
             BlobResponse::Manifest(m) => m,
             BlobResponse::NotFound => return Err(FetchError::NotFound(hex::encode(id))),
-            BlobResponse::Chunk(_) => return Err(FetchError::Unexpected),
+            _ => return Err(FetchError::Unexpected),
         };
         manifest.check().map_err(FetchError::BadManifest)?;
         if manifest.len > max_len.min(limits::MAX_BLOB) {
@@ -131,7 +133,7 @@ impl Blobs {
             {
                 BlobResponse::Chunk(c) => c,
                 BlobResponse::NotFound => return Err(FetchError::NotFound(hex::encode(id))),
-                BlobResponse::Manifest(_) => return Err(FetchError::Unexpected),
+                _ => return Err(FetchError::Unexpected),
             };
             if chunk.len() != manifest.chunk_len(index)
                 || sha256(&chunk) != manifest.chunks[index as usize]

@@ -21,15 +21,29 @@ pub enum CheatMode {
     Fuel,
     /// Does not run the task: replays the output and fuel of another task it ran.
     Copy,
+    /// Runs the task honestly but signs the receipt with an engine fingerprint that is not
+    /// the network's ([`FOREIGN_ENGINE`]).
+    Engine,
+    /// Runs the task, then claims it trapped with a stack overflow (no output, the whole
+    /// budget as fuel), whatever it did.
+    Overflow,
+    /// Honest output, fuel claimed ×50.
+    Inflate,
 }
+
+/// The engine fingerprint an `engine` cheater signs with: sha256 of this text.
+pub const FOREIGN_ENGINE: &[u8] = b"smartnodes cheat: a foreign engine";
 
 impl CheatMode {
     /// Every mode.
-    pub const ALL: [CheatMode; 4] = [
+    pub const ALL: [CheatMode; 7] = [
         CheatMode::WrongOutput,
         CheatMode::Lazy,
         CheatMode::Fuel,
         CheatMode::Copy,
+        CheatMode::Engine,
+        CheatMode::Overflow,
+        CheatMode::Inflate,
     ];
 
     /// Its name on the command line.
@@ -39,6 +53,9 @@ impl CheatMode {
             CheatMode::Lazy => "lazy",
             CheatMode::Fuel => "fuel",
             CheatMode::Copy => "copy",
+            CheatMode::Engine => "engine",
+            CheatMode::Overflow => "overflow",
+            CheatMode::Inflate => "inflate",
         }
     }
 }
@@ -84,7 +101,11 @@ impl FromStr for Cheat {
             .into_iter()
             .find(|m| m.name() == mode)
             .ok_or_else(|| {
-                format!("unknown cheat mode {mode:?} (expected wrong-output, lazy, fuel or copy)")
+                let names: Vec<&str> = CheatMode::ALL.iter().map(|m| m.name()).collect();
+                format!(
+                    "unknown cheat mode {mode:?} (expected one of {})",
+                    names.join(", ")
+                )
             })?;
         let rate = match rate {
             None => 1.0,
@@ -117,6 +138,9 @@ mod tests {
         assert_eq!(c.rate, 0.1);
         assert_eq!("lazy".parse::<Cheat>().unwrap().rate, 1.0);
         assert_eq!("copy:10%".parse::<Cheat>().unwrap().rate, 0.1);
+        for mode in CheatMode::ALL {
+            assert_eq!(mode.name().parse::<Cheat>().unwrap().mode, mode);
+        }
         assert!("fuel:0".parse::<Cheat>().is_err());
         assert!("fuel:2".parse::<Cheat>().is_err());
         assert!("steal".parse::<Cheat>().is_err());

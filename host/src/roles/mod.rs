@@ -45,8 +45,19 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Where it listens (`/ip4/127.0.0.1/tcp/0` for an OS-chosen port).
     pub listen: Multiaddr,
-    /// Validators to join (workers) or peers to know (validators).
+    /// Peers to join through (any validator or worker): dialed at start and again, with
+    /// backoff, whenever lost; the validators are found through them (see
+    /// [`net::discovery`]).
     pub bootstrap: Vec<Multiaddr>,
+    /// Addresses to announce before any peer confirms them (an operator's fixed public
+    /// address, `--external-address`).
+    pub external_addrs: Vec<Multiaddr>,
+    /// Workers: register with at most this many of the validators found (`None`: all).
+    pub max_validators: Option<usize>,
+    /// How often the node looks the network up for validators.
+    pub discovery_interval: Duration,
+    /// Its metrics (served by `smartnodes node --metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Tasks a worker runs at once.
     pub worker_slots: usize,
     /// How long a validator waits for a silent worker before giving its tasks to another;
@@ -76,6 +87,10 @@ impl NodeConfig {
             data_dir,
             listen,
             bootstrap: Vec::new(),
+            external_addrs: Vec::new(),
+            max_validators: None,
+            discovery_interval: Duration::from_secs(10),
+            metrics: Arc::default(),
             worker_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
             lease: Duration::from_secs(3),
             fsync: true,
@@ -119,6 +134,8 @@ pub struct Node {
     pub epochs: Option<Arc<crate::epoch::EpochNode>>,
     /// A worker's reward claimer (with a chain and automatic claims).
     pub claimer: Option<Arc<crate::epoch::Claimer>>,
+    /// Its metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -159,7 +176,7 @@ pub async fn start_node(
         store = store.without_fsync();
     }
     let (client, events, listen_addrs) =
-        net::start(config.keypair.clone(), Some(config.listen.clone())).await?;
+        net::start_with(config.keypair.clone(), net_config(&config)).await?;
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let runtime = match runtime {
         Some(r) => r,
@@ -186,6 +203,9 @@ pub async fn start_node(
                 ),
                 None => None,
             };
+            if let Some(e) = &epochs {
+                e.set_metrics(config.metrics.clone());
+            }
             node_epochs = epochs.clone();
             validator::Validator::start(
                 &config,
@@ -229,7 +249,41 @@ pub async fn start_node(
         listen_addrs,
         epochs: node_epochs,
         claimer: node_claimer,
+        metrics: config.metrics.clone(),
         shutdown,
         task,
     })
+}
+
+/// The network of a node: it announces its role, looks for validators and keeps
+/// connections to them (workers to at most `max_validators`).
+fn net_config(config: &NodeConfig) -> net::NetConfig {
+    let (role, capacity) = match config.role {
+        Role::Validator => ("validator", 0),
+        Role::Worker => ("worker", config.worker_slots.max(1) as u32),
+    };
+    net::NetConfig {
+        listen: Some(config.listen.clone()),
+        discovery: net::discovery::DiscoveryConfig {
+            bootstrap: config.bootstrap.clone(),
+            external: config.external_addrs.clone(),
+            announce: Some(net::discovery::Announce {
+                role: role.into(),
+                capacity,
+                account: config
+                    .chain
+                    .as_ref()
+                    .map(|_| config.eth_signer.address().into_array()),
+            }),
+            find: vec!["validator".into()],
+            connect_validators: true,
+            max_validators: match config.role {
+                Role::Worker => config.max_validators,
+                Role::Validator => None,
+            },
+            interval: config.discovery_interval,
+            ..Default::default()
+        },
+        metrics: Some(config.metrics.clone()),
+    }
 }

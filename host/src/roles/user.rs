@@ -37,6 +37,9 @@ pub enum UserError {
     /// No result for too long.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// Discovery found no reachable validator in time.
+    #[error("no validator found through the bootstrap peers within {0:?}")]
+    NoValidator(Duration),
 }
 
 /// One task's checked result.
@@ -59,6 +62,23 @@ impl TaskOutcome {
     }
 }
 
+/// A result the session held and then replaced by a re-run: the validator withdrew it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// The task.
+    pub index: u32,
+    /// The withdrawn receipt's hash.
+    pub receipt: Hash,
+    /// The worker that had delivered it.
+    pub worker: PeerId,
+    /// Why it was withdrawn.
+    pub reason: String,
+}
+
+/// Why a validator withdraws a result it had delivered (`revoked` in `Results`).
+pub const REPLACED_REASON: &str =
+    "withdrawn by the validator: its worker was proven a fraud; replaced by a re-run";
+
 /// A finished job.
 #[derive(Debug, Clone)]
 pub struct JobReport {
@@ -66,6 +86,8 @@ pub struct JobReport {
     pub job_id: Hash,
     /// Every task, by index.
     pub tasks: Vec<TaskOutcome>,
+    /// Results received, then withdrawn and replaced (oldest first).
+    pub replaced: Vec<Replaced>,
 }
 
 impl JobReport {
@@ -81,6 +103,12 @@ impl JobReport {
                 "fuel_used": t.receipt.body.fuel_used,
                 "worker": t.worker.to_string(),
                 "engine_fingerprint": hex::encode(t.receipt.body.engine),
+            })).collect::<Vec<_>>(),
+            "replaced": self.replaced.iter().map(|r| serde_json::json!({
+                "index": r.index,
+                "receipt": hex::encode(r.receipt),
+                "worker": r.worker.to_string(),
+                "reason": r.reason,
             })).collect::<Vec<_>>(),
         })
     }
@@ -131,8 +159,68 @@ impl UserSession {
     /// requests (job ids are namespaced by user on chain).
     pub async fn connect_as(addr: Multiaddr, identity: Identity) -> Result<UserSession, UserError> {
         let store = Store::temporary()?;
-        let (client, mut events, _) = net::start(identity.keypair().clone(), None).await?;
+        let (client, events, _) = net::start(identity.keypair().clone(), None).await?;
         let validator = client.dial(addr.clone()).await?;
+        Ok(Self::with(client, events, store, validator, addr))
+    }
+
+    /// Like [`UserSession::connect`], but given any peers of the network (validators or
+    /// workers): finds the validators through the DHT (`net::discovery`) and uses the one
+    /// that answered its dial fastest. Fails after `timeout` without one.
+    pub async fn discover(
+        bootstrap: Vec<Multiaddr>,
+        timeout: Duration,
+    ) -> Result<UserSession, UserError> {
+        let identity = Identity::ephemeral();
+        let store = Store::temporary()?;
+        let config = net::NetConfig {
+            listen: None,
+            discovery: net::discovery::DiscoveryConfig {
+                bootstrap,
+                interval: Duration::from_secs(1),
+                ..Default::default()
+            },
+            metrics: None,
+        };
+        let (client, events, _) = net::start_with(identity.keypair().clone(), config).await?;
+        let mut changes = client.changes();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let found = loop {
+            let best = client
+                .peers()
+                .await
+                .into_iter()
+                .filter(|p| p.role == "validator" && p.connected)
+                .min_by_key(|p| (p.dial_time.unwrap_or(Duration::MAX), p.peer));
+            if let Some(best) = best {
+                break best;
+            }
+            if !matches!(
+                tokio::time::timeout_at(deadline, changes.changed()).await,
+                Ok(Ok(()))
+            ) {
+                client.shutdown().await;
+                return Err(UserError::NoValidator(timeout));
+            }
+        };
+        let addr = found
+            .addrs
+            .first()
+            .cloned()
+            .unwrap_or_else(Multiaddr::empty)
+            .with_p2p(found.peer)
+            .unwrap_or_else(|a| a);
+        tracing::info!(validator = %found.peer, %addr, "found a validator");
+        Ok(Self::with(client, events, store, found.peer, addr))
+    }
+
+    fn with(
+        client: Client,
+        mut events: mpsc::Receiver<Event>,
+        store: Store,
+        validator: PeerId,
+        addr: Multiaddr,
+    ) -> UserSession {
         let pushes: Pushes = Arc::default();
         let (c, s, p) = (client.clone(), store.clone(), pushes.clone());
         let events_task = tokio::spawn(async move {
@@ -166,7 +254,7 @@ impl UserSession {
                 c.respond(responder, response).await;
             }
         });
-        Ok(UserSession {
+        UserSession {
             blobs: Blobs::new(client.clone(), store.clone()),
             client,
             store,
@@ -174,7 +262,7 @@ impl UserSession {
             validator: Mutex::new(validator),
             pushes,
             events_task,
-        })
+        }
     }
 
     /// The session's blob store (what it serves to the validator).
@@ -212,6 +300,60 @@ impl UserSession {
             .client
             .job(self.validator(), JobRequest::Epochs { from })
             .await?)
+    }
+
+    /// Evidence (issue 21): the evidence bundle `id` from the validator. Asks for its claim
+    /// (again after a pause while the validator says it is busy, up to 10 times), checks
+    /// that the claim is the one named, fetches the task's module and input as blobs and
+    /// checks them against the claim's hashes.
+    pub async fn evidence(&self, id: Hash) -> Result<crate::evidence::Bundle, UserError> {
+        let validator = self.validator();
+        let mut tries = 0;
+        let claim = loop {
+            match self
+                .client
+                .blob(validator, BlobRequest::Evidence { id })
+                .await?
+            {
+                BlobResponse::Claim(claim) => break *claim,
+                BlobResponse::NotFound => {
+                    return Err(UserError::Rejected(format!(
+                        "the validator has no evidence bundle {}",
+                        hex::encode(id)
+                    )))
+                }
+                BlobResponse::Busy if tries < 10 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                BlobResponse::Busy => {
+                    return Err(UserError::Rejected("too many evidence requests".into()))
+                }
+                _ => return Err(UserError::Unexpected),
+            }
+        };
+        if claim.id() != id {
+            return Err(UserError::Invalid(
+                "the validator sent the claim of another bundle".into(),
+            ));
+        }
+        let task = claim.task().clone();
+        let mut bytes = Vec::new();
+        for (blob, max) in [
+            (task.module, crate::evidence::MAX_MODULE),
+            (task.input, limits::MAX_BLOB),
+        ] {
+            self.blobs
+                .fetch(validator, blob, max)
+                .await
+                .map_err(|e| UserError::Rejected(format!("fetching the bundle's blobs: {e}")))?;
+            let blob = self.store.blob(&blob)?.ok_or(UserError::Unexpected)?;
+            bytes.push(blob.to_vec());
+        }
+        let input = bytes.pop().unwrap_or_default();
+        let module = bytes.pop().unwrap_or_default();
+        crate::evidence::Bundle::new(claim, module, input)
+            .map_err(|e| UserError::Invalid(e.to_string()))
     }
 
     /// Submits a job and returns its id once the validator has stored it.
@@ -332,6 +474,7 @@ impl UserSession {
         self.pushes.lock().expect("poisoned").insert(job_id, tx);
         let result = async {
             let mut held = Held::new(total as usize);
+            let mut replaced = Vec::new();
             let mut poll = tokio::time::interval(Duration::from_millis(500));
             poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The job is over when we hold every result and the validator says it is done
@@ -382,7 +525,7 @@ impl UserSession {
                         revoked,
                         ..
                     }) => {
-                        let dropped = held.drop_revoked(&revoked.into_iter().collect());
+                        let dropped = held.drop_revoked(&revoked.into_iter().collect(), &mut replaced);
                         if dropped > 0 {
                             tracing::warn!(
                                 dropped,
@@ -403,6 +546,7 @@ impl UserSession {
             Ok(JobReport {
                 job_id,
                 tasks: held.slots.into_iter().map(|d| d.expect("all done")).collect(),
+                replaced,
             })
         }
         .await;
@@ -484,15 +628,18 @@ impl Held {
         self.last_progress = tokio::time::Instant::now();
     }
 
-    /// Drops every result whose receipt is in `revoked`; returns how many.
-    fn drop_revoked(&mut self, revoked: &HashSet<Hash>) -> usize {
+    /// Drops every result whose receipt is in `revoked`, noting each in `replaced`;
+    /// returns how many.
+    fn drop_revoked(&mut self, revoked: &HashSet<Hash>, replaced: &mut Vec<Replaced>) -> usize {
         let mut dropped = 0;
         for slot in self.slots.iter_mut() {
-            if slot
-                .as_ref()
-                .is_some_and(|t| revoked.contains(&t.receipt.hash()))
-            {
-                *slot = None;
+            if let Some(t) = slot.take_if(|t| revoked.contains(&t.receipt.hash())) {
+                replaced.push(Replaced {
+                    index: t.index,
+                    receipt: t.receipt.hash(),
+                    worker: t.worker,
+                    reason: REPLACED_REASON.into(),
+                });
                 dropped += 1;
             }
         }
@@ -512,5 +659,67 @@ impl Held {
             }
         }
         bits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+
+    fn outcome(index: u32, key: &Keypair, output: &[u8]) -> TaskOutcome {
+        let body = ReceiptBody {
+            job_id: [1; 32],
+            index,
+            task: [2; 32],
+            verdict: (0, 0),
+            output_hash: Some(sha256(output)),
+            fuel_used: 10,
+            engine: [3; 32],
+            worker: key.public().to_peer_id().to_bytes(),
+        };
+        TaskOutcome {
+            index,
+            receipt: Receipt::sign(body, key),
+            output: output.to_vec(),
+            worker: key.public().to_peer_id(),
+        }
+    }
+
+    #[test]
+    fn revoked_results_are_dropped_and_listed_as_replaced() {
+        let (cheat, honest) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let mut held = Held::new(3);
+        held.put(outcome(0, &honest, b"a"));
+        let bad = outcome(1, &cheat, b"wrong");
+        let bad_hash = bad.receipt.hash();
+        held.put(bad);
+        held.put(outcome(2, &honest, b"c"));
+        assert!(held.is_full());
+        let mut replaced = Vec::new();
+        let revoked: HashSet<Hash> = [bad_hash, [9; 32]].into_iter().collect();
+        assert_eq!(held.drop_revoked(&revoked, &mut replaced), 1);
+        assert!(held.wants(1) && !held.wants(0) && !held.is_full());
+        assert_eq!(
+            replaced,
+            vec![Replaced {
+                index: 1,
+                receipt: bad_hash,
+                worker: cheat.public().to_peer_id(),
+                reason: REPLACED_REASON.into(),
+            }]
+        );
+        // The re-run takes the slot; the report lists what it replaced.
+        held.put(outcome(1, &honest, b"right"));
+        let report = JobReport {
+            job_id: [1; 32],
+            tasks: held.slots.into_iter().map(|t| t.unwrap()).collect(),
+            replaced,
+        };
+        let json = report.to_json();
+        assert_eq!(json["replaced"][0]["index"], 1);
+        assert_eq!(json["replaced"][0]["receipt"], hex::encode(bad_hash));
+        assert_eq!(json["replaced"][0]["reason"], REPLACED_REASON);
+        assert_eq!(json["tasks"][1]["output_len"], 5);
     }
 }

@@ -11,6 +11,7 @@
 //! on a single background lane, and turns a mismatch into a signed fraud proof that
 //! blacklists the worker, withdraws its results and sends their tasks to honest workers.
 
+mod evidence;
 mod verify;
 
 use super::blobs::{self, Blobs};
@@ -91,6 +92,10 @@ pub(crate) struct Validator {
     checks: tokio::sync::Notify,
     /// Epochs (issue 6): `None` without a chain.
     epochs: Option<Arc<crate::epoch::EpochNode>>,
+    /// Evidence (issue 21): the rate of evidence requests served.
+    evidence_limiter: Mutex<evidence::Limiter>,
+    /// Metrics (issue 18).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -136,21 +141,12 @@ impl Validator {
             runtime,
             sample_ppm: config.sample_ppm.min(1_000_000),
             checks: tokio::sync::Notify::new(),
+            evidence_limiter: Mutex::new(evidence::Limiter::new(Instant::now())),
+            metrics: config.metrics.clone(),
         });
         validator.recover()?;
-        for addr in &config.bootstrap {
-            let _ = validator.client.dial(addr.clone()).await;
-        }
-        let role_record = SignedRecord::sign(
-            RecordBody::Role {
-                peer: validator.client.peer_id().to_bytes(),
-                role: "validator".into(),
-                capacity: 0,
-                expires: unix_now() + 600,
-            },
-            &config.keypair,
-        );
-        validator.client.put_record(role_record).await;
+        // The network dials the bootstrap peers (and redials them) and publishes the
+        // role record (`net::discovery`).
 
         let lane = tokio::spawn(validator.clone().check_lane());
         let v = validator.clone();
@@ -279,6 +275,10 @@ impl Validator {
 
     async fn on_request(self: &Arc<Self>, peer: PeerId, request: Request) -> Response {
         match request {
+            // Evidence (issue 21).
+            Request::Blob(BlobRequest::Evidence { id }) => {
+                Response::Blob(self.serve_evidence(peer, &id))
+            }
             Request::Blob(r) => Response::Blob(blobs::serve(&self.store, &r)),
             Request::Job(JobRequest::Submit { spec, blobs }) => {
                 Response::Job(match self.on_submit(peer, spec, blobs).await {
@@ -298,11 +298,24 @@ impl Validator {
                 },
             }),
             Request::Task(TaskRequest::Register {
-                capacity, address, ..
+                capacity,
+                address,
+                engine,
             }) => {
                 if let Some(proof) = self.blacklisted(&peer) {
                     return Response::Task(TaskResponse::Rejected {
                         reason: format!("blacklisted by fraud proof {}", hex::encode(proof)),
+                    });
+                }
+                // One engine per network: a worker with another one cannot join.
+                if engine != self.engine() {
+                    return Response::Task(TaskResponse::Rejected {
+                        reason: format!(
+                            "engine {} is not this network's {}: run the network's \
+                             smartnodes version (in-wasm meter)",
+                            hex::encode(engine),
+                            hex::encode(self.engine())
+                        ),
                     });
                 }
                 // Epochs (issue 6): only workers registered on chain.
@@ -636,9 +649,12 @@ impl Validator {
             expired.len()
         };
         if expired > 0 {
+            self.metrics.leases_expired.inc_by(expired as u64);
             tracing::info!(expired, "leases expired; tasks requeued");
         }
         self.schedule();
+        let depth = self.state.lock().expect("poisoned").queue.len();
+        self.metrics.queue_depth.set(depth as i64);
     }
 
     /// Gives queued tasks to the workers with free slots, best reputation first.
@@ -810,9 +826,25 @@ impl Validator {
         if body.index >= total {
             return reject("no such task".into());
         }
-        match TaskSpec::of(&spec, id.0, id.1) {
-            Some(task) if task.commitment() == body.task => {}
+        let task = match TaskSpec::of(&spec, id.0, id.1) {
+            Some(task) if task.commitment() == body.task => task,
             _ => return reject("the receipt does not commit to the task as assigned".into()),
+        };
+        // Refused before it is acknowledged, and proven a fraud by its form alone: no
+        // honest node of this network signs for another engine or claims more fuel than
+        // the task's limit (verify.rs).
+        if let Some(why) = body.form_fault(task.limits.fuel, &self.engine()) {
+            let observed = Observed {
+                engine: self.engine(),
+                ..Observed::claimed(body)
+            };
+            return match self
+                .prove(task, result.receipt.clone(), observed, peer)
+                .await
+            {
+                Ok(proof) => reject(format!("{why}: a fraud, proof {}", hex::encode(proof))),
+                Err(e) => reject(e.to_string()),
+            };
         }
         // The output must match the committed hash.
         match (&result.output, &body.output_hash) {
@@ -843,6 +875,13 @@ impl Validator {
             };
             if matches!(task.state, TaskState::Done { .. }) {
                 return ResultResponse::Ok; // a duplicate: already recorded once
+            }
+            // Blacklisted while this result was on its way in (the check above ran before
+            // the await points): `convict` inserts into the blacklist under this lock and
+            // then withdraws every stored receipt, so a receipt recorded after that insert
+            // would escape the withdrawal.
+            if let Some(proof) = st.blacklist.get(&peer) {
+                return reject(format!("blacklisted by fraud proof {}", hex::encode(proof)));
             }
             // The worker has committed (signed) before this draw, which it cannot predict.
             let sampled = self.sample(&result.receipt, &spec, &peer);
@@ -904,6 +943,7 @@ impl Validator {
         let _ = self
             .store
             .update_reputation(&peer.to_bytes(), |r| r.score += 1);
+        self.metrics.result_accepted(body.fuel_used);
         if let Some(e) = &self.epochs {
             e.on_accepted(&result.receipt, total); // Epochs (issue 6).
         }

@@ -13,7 +13,7 @@ use crate::net::proto::*;
 use crate::net::{Client, Event, Request, Response};
 use crate::store::{task_key, Accepted, AssignmentRecord, Outgoing, Store, StoreError};
 use libp2p::identity::Keypair;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use smartnodes_runtime::{Runtime, TaskInput, TaskModule};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -38,7 +38,8 @@ pub(crate) struct Worker {
     keypair: Keypair,
     slots: u32,
     pool: Arc<Semaphore>,
-    validators: Mutex<HashMap<PeerId, Multiaddr>>,
+    /// The validators it registered with (found by discovery: `net::discovery`).
+    validators: Mutex<HashSet<PeerId>>,
     running: Mutex<HashMap<TaskId, PeerId>>,
     modules: Mutex<HashMap<Hash, Loaded>>,
     heartbeat: Duration,
@@ -51,6 +52,8 @@ pub(crate) struct Worker {
     /// Epochs (issue 6): the chain address sent when registering, and the reward claimer.
     address: Option<[u8; 20]>,
     claimer: Option<Arc<crate::epoch::Claimer>>,
+    /// Metrics (issue 18).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What running a task produced, as a receipt reports it.
@@ -89,6 +92,7 @@ impl Worker {
                 .as_ref()
                 .map(|_| config.eth_signer.address().into_array()),
             claimer,
+            metrics: config.metrics.clone(),
             blobs: Blobs::new(client.clone(), store.clone()),
             client,
             store,
@@ -124,21 +128,13 @@ impl Worker {
             let w = worker.clone();
             tokio::spawn(async move { w.execute(validator, assignment).await });
         }
-        let record = SignedRecord::sign(
-            RecordBody::Role {
-                peer: worker.client.peer_id().to_bytes(),
-                role: "worker".into(),
-                capacity: slots,
-                expires: unix_now() + 600,
-            },
-            &config.keypair,
-        );
-        let bootstrap = config.bootstrap.clone();
+        // The network dials the bootstrap peers, publishes the role record and finds the
+        // validators; the worker registers with those it keeps connections to.
+        let mut changes = worker.client.changes();
         let w = worker.clone();
         Ok(tokio::spawn(async move {
             let mut tick = tokio::time::interval(w.heartbeat);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut published = false;
             loop {
                 tokio::select! {
                     event = events.recv() => match event {
@@ -146,14 +142,11 @@ impl Worker {
                         None => break,
                     },
                     _ = tick.tick() => {
-                        w.connect(&bootstrap);
+                        w.join_validators().await;
                         w.send_heartbeats();
                         w.flush_outbox();
-                        if !published && !w.validators.lock().expect("poisoned").is_empty() {
-                            w.client.put_record(record.clone()).await;
-                            published = true;
-                        }
                     }
+                    Ok(()) = changes.changed() => w.join_validators().await,
                     _ = shutdown.changed() => break,
                 }
             }
@@ -161,35 +154,29 @@ impl Worker {
         }))
     }
 
-    /// Dials and registers with every bootstrap validator not connected.
-    fn connect(self: &Arc<Self>, bootstrap: &[Multiaddr]) {
-        for addr in bootstrap {
-            let known = self
-                .validators
-                .lock()
-                .expect("poisoned")
+    /// Registers with every validator discovery selected and this node is connected to
+    /// (once; a validator that forgot it answers a heartbeat with `Rejected` and the
+    /// worker registers again); forgets those no longer selected.
+    async fn join_validators(self: &Arc<Self>) {
+        let peers = self.client.peers().await;
+        let wanted: HashSet<PeerId> = peers
+            .iter()
+            .filter(|p| p.role == "validator" && p.wanted)
+            .map(|p| p.peer)
+            .collect();
+        let new: Vec<PeerId> = {
+            let mut validators = self.validators.lock().expect("poisoned");
+            validators.retain(|v| wanted.contains(v));
+            peers
                 .iter()
-                .find(|(_, a)| *a == addr)
-                .map(|(p, _)| *p);
+                .filter(|p| wanted.contains(&p.peer) && p.connected)
+                .filter(|p| validators.insert(p.peer))
+                .map(|p| p.peer)
+                .collect()
+        };
+        for validator in new {
             let w = self.clone();
-            let addr = addr.clone();
-            tokio::spawn(async move {
-                if let Some(peer) = known {
-                    if w.client.is_connected(peer).await {
-                        return;
-                    }
-                }
-                match w.client.dial(addr.clone()).await {
-                    Ok(peer) => {
-                        w.validators
-                            .lock()
-                            .expect("poisoned")
-                            .insert(peer, addr.clone());
-                        w.register(peer).await;
-                    }
-                    Err(e) => tracing::debug!(%addr, "validator unreachable: {e}"),
-                }
-            });
+            tokio::spawn(async move { w.register(validator).await });
         }
     }
 
@@ -221,7 +208,7 @@ impl Worker {
             .validators
             .lock()
             .expect("poisoned")
-            .keys()
+            .iter()
             .copied()
             .collect();
         for validator in validators {
@@ -439,7 +426,24 @@ impl Worker {
                 fuel_used: ran.fuel_used + ran.fuel_used / 10 + 1,
                 ..ran
             },
+            Some(CheatMode::Overflow) => Ran {
+                verdict: smartnodes_runtime::Verdict::Trapped(
+                    smartnodes_runtime::TrapCode::StackOverflow,
+                )
+                .code(),
+                output: Vec::new(),
+                output_hash: None,
+                fuel_used: a.limits.fuel,
+            },
+            Some(CheatMode::Inflate) => Ran {
+                fuel_used: ran.fuel_used.saturating_mul(50),
+                ..ran
+            },
             _ => ran,
+        };
+        let engine = match cheat.map(|c| c.mode) {
+            Some(CheatMode::Engine) => smartnodes_runtime::sha256(super::cheat::FOREIGN_ENGINE),
+            _ => self.runtime.fingerprint().0,
         };
         if let Some(cheat) = cheat {
             tracing::warn!(job = %hex::encode(a.job_id), index = a.index, %cheat, "cheating on this task");
@@ -459,7 +463,7 @@ impl Worker {
             verdict: ran.verdict,
             output_hash: ran.output_hash,
             fuel_used: ran.fuel_used,
-            engine: self.runtime.fingerprint().0,
+            engine,
             worker: self.client.peer_id().to_bytes(),
         };
         let receipt = Receipt::sign(body, &self.keypair);
@@ -515,6 +519,8 @@ impl Worker {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+        self.metrics
+            .task_run(verdict_name(outcome.verdict.code()), outcome.fuel_used);
         Ok(Ran {
             verdict: outcome.verdict.code(),
             output_hash: outcome.output_hash,

@@ -110,13 +110,7 @@ async fn workers_and_jobs_have_signed_records_in_the_dht() {
     .unwrap();
     let validator = &net.validators[0].client;
     for worker in &net.workers {
-        let key = smartnodes::net::proto::RecordBody::Role {
-            peer: worker.peer_id().to_bytes(),
-            role: String::new(),
-            capacity: 0,
-            expires: 0,
-        }
-        .key();
+        let key = smartnodes::net::discovery::role_key(&worker.peer_id());
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let record = loop {
             if let Some(r) = validator.get_record(key.clone()).await {

@@ -190,7 +190,7 @@ fn check_outputs(summary: &serde_json::Value, module: &Path, inputs: &[PathBuf],
         assert!(task["worker"].as_str().unwrap().starts_with("12D3"));
         let output = std::fs::read(out.join(format!("{i}.out"))).unwrap();
         let local = Command::new(BIN)
-            .arg("run")
+            .args(["run", "--no-cache"])
             .arg(module)
             .arg("--input")
             .arg(input)

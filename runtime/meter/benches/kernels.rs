@@ -15,10 +15,12 @@
 //! The meter's cost is judged against the portable one (`meter / native, portable`); the
 //! plain native column is kept. The in-process native run checks every output.
 
-use smartnodes_examples::stats::{best_of, best_of_from_env, geomean, median};
+use smartnodes_examples::stats::{
+    best_of, best_of_from_env, geomean, loadavg, median, rounds_from_env, worst,
+};
 use std::time::{Duration, Instant};
 
-use smartnodes_meter::{MeterConfig, StartMode, FUEL_EXPORT};
+use smartnodes_meter::{MeterConfig, StartMode, BANK_EXPORT, FUEL_EXPORT};
 use wasmtime::{Caller, Config, Engine, Extern, Linker, Module, Store, Val};
 
 /// What the runtime uses (`Metering::Instrumented`).
@@ -151,6 +153,10 @@ enum Mode {
     /// The meter without NaN canonicalisation (results may then differ between
     /// architectures when NaNs are stored): how much of the cost is the NaN part.
     MeterNoNan,
+    /// The meter with the wall-clock backstop as the runtime runs it
+    /// (`MeterConfig::interrupt`: the budget in slices from the bank, the interrupt byte
+    /// consulted at each refill): the backstop's cost.
+    MeterBackstop,
 }
 
 struct Prepared {
@@ -165,6 +171,9 @@ fn prepare(wasm: &[u8], mode: Mode) -> Prepared {
     c.relaxed_simd_deterministic(true);
     match mode {
         Mode::Plain | Mode::Meter | Mode::MeterNoNan => {}
+        Mode::MeterBackstop => {
+            c.wasm_multi_memory(true);
+        }
         Mode::WasmtimeFuel => {
             c.consume_fuel(true).cranelift_nan_canonicalization(true);
         }
@@ -179,6 +188,13 @@ fn prepare(wasm: &[u8], mode: Mode) -> Prepared {
         Mode::MeterNoNan => {
             let cfg = MeterConfig {
                 nan: smartnodes_meter::NanMode::Off,
+                ..meter_config()
+            };
+            smartnodes_meter::instrument(wasm, &cfg).unwrap().wasm
+        }
+        Mode::MeterBackstop => {
+            let cfg = MeterConfig {
+                interrupt: true,
                 ..meter_config()
             };
             smartnodes_meter::instrument(wasm, &cfg).unwrap().wasm
@@ -213,6 +229,14 @@ fn run(p: &Prepared, input: &[u8]) -> (Vec<u8>, u64, Duration) {
         let g = instance.get_global(&mut store, FUEL_EXPORT).unwrap();
         g.set(&mut store, Val::I64(BUDGET as i64)).unwrap();
     }
+    if p.mode == Mode::MeterBackstop {
+        // As the runtime does: a slice in the counter, the rest in the bank.
+        let slice = smartnodes_meter::INTERRUPT_SLICE;
+        let g = instance.get_global(&mut store, FUEL_EXPORT).unwrap();
+        g.set(&mut store, Val::I64(slice)).unwrap();
+        let b = instance.get_global(&mut store, BANK_EXPORT).unwrap();
+        b.set(&mut store, Val::I64(BUDGET as i64 - slice)).unwrap();
+    }
     let start = instance
         .get_typed_func::<(), ()>(&mut store, "_start")
         .unwrap();
@@ -227,6 +251,12 @@ fn run(p: &Prepared, input: &[u8]) -> (Vec<u8>, u64, Duration) {
             let g = instance.get_global(&mut store, FUEL_EXPORT).unwrap();
             BUDGET - g.get(&mut store).unwrap_i64() as u64
         }
+        Mode::MeterBackstop => {
+            let g = instance.get_global(&mut store, FUEL_EXPORT).unwrap();
+            let b = instance.get_global(&mut store, BANK_EXPORT).unwrap();
+            let left = g.get(&mut store).unwrap_i64() + b.get(&mut store).unwrap_i64();
+            BUDGET - left as u64
+        }
     };
     (std::mem::take(&mut store.data_mut().stdout), fuel, elapsed)
 }
@@ -238,10 +268,7 @@ fn native(name: &str, input: &[u8]) -> Vec<u8> {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("METER_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let rounds = rounds_from_env("METER_BENCH_ROUNDS");
     let runs = best_of_from_env("METER_BENCH_BEST_OF");
     let (mut native_timer, mut portable) = smartnodes_examples::portable::NativeTimer::pair(
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
@@ -261,9 +288,9 @@ fn main() {
         name: &'static str,
         input: Vec<u8>,
         expected: Vec<u8>,
-        modes: [Prepared; 4],
+        modes: [Prepared; 5],
         // native, native portable, then the modes.
-        times: [Vec<Duration>; 6],
+        times: [Vec<Duration>; 7],
         // wasmtime's and the meter's fuel.
         fuels: (u64, u64),
     }
@@ -280,6 +307,7 @@ fn main() {
                     Mode::WasmtimeFuel,
                     Mode::Meter,
                     Mode::MeterNoNan,
+                    Mode::MeterBackstop,
                 ]
                 .map(|m| prepare(wasm, m)),
                 times: Default::default(),
@@ -312,15 +340,18 @@ fn main() {
                 match p.mode {
                     Mode::WasmtimeFuel => ex.fuels.0 = fuel,
                     Mode::Meter => ex.fuels.1 = fuel,
+                    Mode::MeterBackstop => assert_eq!(fuel, ex.fuels.1, "{name}: backstop fuel"),
                     Mode::Plain | Mode::MeterNoNan => {}
                 }
             }
         }
     }
+    let mut backstop: Vec<(&str, Duration, Duration)> = Vec::new();
     for ex in examples {
         let (name, fuels, times) = (ex.name, ex.fuels, ex.times);
         assert_eq!(fuels.0, fuels.1, "{name}: fuel counts differ");
-        let [n, f, p, w, m, nn] = times.map(median);
+        let [n, f, p, w, m, nn, mb] = times.map(median);
+        backstop.push((name, m, mb));
         fair.push((
             name,
             [p, w, m, nn].map(|d| d.as_secs_f64() / f.as_secs_f64()),
@@ -352,7 +383,6 @@ fn main() {
             fuels.0
         );
     }
-    let worst = |xs: &[f64]| xs.iter().cloned().fold(0.0, f64::max);
     for (label, agg) in [
         ("**geomean**", geomean as fn(&[f64]) -> f64),
         ("worst", worst),
@@ -393,12 +423,22 @@ fn main() {
         );
     }
     println!();
+    println!("The wall-clock backstop's cost (meter with the interrupt slices / meter):");
+    println!();
+    println!("| example | meter | meter + backstop | ratio |");
+    println!("|---|---:|---:|---:|");
+    let mut ratios = Vec::new();
+    for (name, m, mb) in &backstop {
+        let r = mb.as_secs_f64() / m.as_secs_f64();
+        ratios.push(r);
+        println!(
+            "| {name} | {:.2} ms | {:.2} ms | {r:.3}x |",
+            m.as_secs_f64() * 1e3,
+            mb.as_secs_f64() * 1e3
+        );
+    }
+    println!("| **geomean** | | | **{:.3}x** |", geomean(&ratios));
+    println!("| worst | | | {:.3}x |", worst(&ratios));
+    println!();
     println!("load average at end: {}", loadavg());
-}
-
-/// `/proc/loadavg`, or "unknown" where there is none.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

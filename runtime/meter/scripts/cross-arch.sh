@@ -2,7 +2,8 @@
 # Builds the meter's tests for aarch64 and runs them under qemu-user. `tests/cross_arch.rs`
 # compares a report of outcomes, NaN bits, fuel counts and memory hashes with the
 # committed golden file; passing here and natively on x86-64 means both architectures give
-# identical results. `nan.rs`, `semantics.rs` and `loops.rs` run too, and the runtime's `tests/meter.rs`
+# identical results. `nan.rs`, `semantics.rs`, `loops.rs` and `interrupt.rs` (the backstop's
+# slices) run too, and the runtime's `tests/meter.rs`
 # (every example under both meterings against its own golden file).
 #
 # Needs: rustup target aarch64-unknown-linux-gnu, and Debian's gcc-aarch64-linux-gnu,
@@ -27,7 +28,7 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 cargo test -p smartnodes-meter --target aarch64-unknown-linux-gnu \
-    --test cross_arch --test nan --test semantics --test loops "$@"
+    --test cross_arch --test nan --test semantics --test loops --test interrupt "$@"
 # The runtime under both meterings: every example and some fixtures against
 # runtime/meter/tests/fixtures/runtime_examples.golden.
 cargo test -p smartnodes-runtime --target aarch64-unknown-linux-gnu --test meter "$@"

@@ -54,6 +54,8 @@ const SMALL_LOOP: usize = 64;
 const BOUND_SLOT: u32 = u32::MAX - 2;
 /// Slot of the temporary holding a `br_if` condition while the counter is adjusted.
 const COND_SLOT: u32 = u32::MAX - 1;
+/// Slot of the temporary holding what a refill moves from the bank (`MeterConfig::interrupt`).
+const REFILL_SLOT: u32 = u32::MAX - 3;
 
 /// Lane shape of a float vector.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -115,18 +117,92 @@ impl Emitter<'_> {
     /// `if cond { flush; status = code; unreachable }`, with `cond` (i32) on the stack.
     fn trap_if(&mut self, status: Status) {
         self.ins(I::If(BlockType::Empty));
+        self.trap(status);
+        self.ins(I::End);
+    }
+
+    /// `flush; status = code; unreachable`.
+    fn trap(&mut self, status: Status) {
         self.flush();
         self.ins(I::I32Const(status as i32));
         self.ins(I::GlobalSet(self.info.status_global));
         self.ins(I::Unreachable);
+    }
+
+    /// `if $fuel < threshold { slow path }`, with the comparison's result (i32) on the
+    /// stack. Without [`MeterConfig::interrupt`] the slow path is `fuel -= trap_charge`
+    /// and an out-of-fuel trap. With it, the counter holds at most a slice of the budget
+    /// and the rest waits in the bank global, so this path runs at least once per slice:
+    ///
+    /// ```text
+    /// loop
+    ///   if interrupt memory[0] != 0 { flush; status = interrupted; unreachable }
+    ///   if bank == 0 { fuel -= trap_charge; flush; status = out of fuel; unreachable }
+    ///   take = min(bank, SLICE); bank -= take; fuel += take
+    ///   br_if 0 (fuel < threshold)
+    /// end
+    /// ```
+    ///
+    /// A check then traps exactly when `fuel + bank < threshold`, which is what it did
+    /// with the whole budget in the counter: verdicts and counts do not change, and the
+    /// fast path (the comparison) is the same instructions. The slow path makes no call,
+    /// so it clobbers no register.
+    fn fuel_below(&mut self, threshold: i64, trap_charge: u64) {
+        self.ins(I::If(BlockType::Empty));
+        let (Some(flag), Some(bank)) = (self.info.interrupt_memory, self.info.bank_global) else {
+            if trap_charge > 0 {
+                self.counter_arith(trap_charge as i64, I::I64Sub);
+            }
+            self.trap(Status::OutOfFuel);
+            self.ins(I::End);
+            return;
+        };
+        self.ins(I::Loop(BlockType::Empty));
+        self.ins(I::I32Const(0));
+        self.ins(I::I32Load8U(MemArg {
+            offset: 0,
+            align: 0,
+            memory_index: flag,
+        }));
+        self.ins(I::If(BlockType::Empty));
+        self.trap(Status::Interrupted);
+        self.ins(I::End);
+        self.ins(I::GlobalGet(bank));
+        self.ins(I::I64Eqz);
+        self.ins(I::If(BlockType::Empty));
+        if trap_charge > 0 {
+            self.counter_arith(trap_charge as i64, I::I64Sub);
+        }
+        self.trap(Status::OutOfFuel);
+        self.ins(I::End);
+        let take = self.temp(ValType::I64, REFILL_SLOT);
+        self.ins(I::GlobalGet(bank));
+        self.ins(I::I64Const(crate::INTERRUPT_SLICE));
+        self.ins(I::GlobalGet(bank));
+        self.ins(I::I64Const(crate::INTERRUPT_SLICE));
+        self.ins(I::I64LtU);
+        self.ins(I::Select);
+        self.ins(I::LocalTee(take));
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::I64Add);
+        self.ins(I::LocalSet(self.fuel));
+        self.ins(I::GlobalGet(bank));
+        self.ins(I::LocalGet(take));
+        self.ins(I::I64Sub);
+        self.ins(I::GlobalSet(bank));
+        self.ins(I::LocalGet(self.fuel));
+        self.ins(I::I64Const(threshold));
+        self.ins(I::I64LtS);
+        self.ins(I::BrIf(0));
+        self.ins(I::End);
         self.ins(I::End);
     }
 
-    /// Out-of-fuel check of the counter value on the stack.
+    /// Out-of-fuel check of the counter value on the stack (which is `$fuel`).
     fn check_fuel_on_stack(&mut self) {
         self.ins(I::I64Const(0));
         self.ins(I::I64LtS);
-        self.trap_if(Status::OutOfFuel);
+        self.fuel_below(0, 0);
         self.stats.checks += 1;
     }
 
@@ -164,15 +240,7 @@ impl Emitter<'_> {
         self.ins(I::LocalGet(self.fuel));
         self.ins(I::I64Const(threshold + cost as i64));
         self.ins(I::I64LtS);
-        self.ins(I::If(BlockType::Empty));
-        if cost > 0 {
-            self.counter_arith(cost as i64, I::I64Sub);
-        }
-        self.flush();
-        self.ins(I::I32Const(Status::OutOfFuel as i32));
-        self.ins(I::GlobalSet(self.info.status_global));
-        self.ins(I::Unreachable);
-        self.ins(I::End);
+        self.fuel_below(threshold + cost as i64, cost);
         self.charge(cost);
         self.stats.checks += 1;
     }
@@ -366,7 +434,7 @@ impl Emitter<'_> {
         self.ins(I::LocalGet(self.fuel));
         self.ins(I::I64Const(threshold));
         self.ins(I::I64LtS);
-        self.trap_if(Status::OutOfFuel);
+        self.fuel_below(threshold, 0);
         self.stats.checks += 1;
     }
 
@@ -1102,7 +1170,7 @@ pub(crate) fn rewrite(
                 e.ins(I::LocalTee(e.fuel));
                 e.ins(I::I64Const(threshold));
                 e.ins(I::I64LtS);
-                e.trap_if(Status::OutOfFuel);
+                e.fuel_below(threshold, 0);
                 e.stats.checks += 1;
                 e.ins(I::LocalGet(cond));
                 e.ins(I::BrIf(*relative_depth));

@@ -123,6 +123,18 @@ pub const DEPTH_EXPORT: &str = "__smartnodes_meter_depth";
 /// The module's former start function, exported so the host can run it after setting the
 /// budget.
 pub const START_EXPORT: &str = "__smartnodes_meter_start";
+/// With [`MeterConfig::interrupt`]: the global (mutable i64) holding the part of the budget
+/// that is not in the counter yet. The host sets the counter to at most
+/// [`INTERRUPT_SLICE`] and the rest here; remaining fuel = counter + bank.
+pub const BANK_EXPORT: &str = "__smartnodes_meter_bank";
+/// With [`MeterConfig::interrupt`]: a one-page memory of the meter's own (the guest's code
+/// cannot name it). A non-zero byte 0 stops the task at its next refill from the bank with
+/// [`Status::Interrupted`]; the host writes it from another thread (a wall-clock backstop).
+pub const INTERRUPT_EXPORT: &str = "__smartnodes_meter_interrupt";
+/// With [`MeterConfig::interrupt`]: the most a refill moves from the bank into the counter,
+/// so a task consults the interrupt byte at least once per this much fuel (except inside
+/// one counted loop, which is paid for on entry: see the README's known limits).
+pub const INTERRUPT_SLICE: i64 = 1 << 26;
 
 /// Default for [`MeterConfig::max_call_depth`].
 pub const DEFAULT_MAX_CALL_DEPTH: u32 = 5_000;
@@ -174,6 +186,11 @@ pub struct MeterConfig {
     pub nan_form: NanForm,
     /// What happens to a start function.
     pub start: StartMode,
+    /// Adds the bank ([`BANK_EXPORT`]) and the interrupt byte ([`INTERRUPT_EXPORT`]): the
+    /// host can then stop a running task from another thread, within a slice of fuel,
+    /// without any call or memory access on the checks' fast path. Refuses modules with
+    /// more than one memory of their own.
+    pub interrupt: bool,
 }
 
 impl Default for MeterConfig {
@@ -183,6 +200,7 @@ impl Default for MeterConfig {
             nan: NanMode::ObservationPoints,
             nan_form: NanForm::Simd,
             start: StartMode::Export,
+            interrupt: false,
         }
     }
 }
@@ -191,10 +209,14 @@ impl MeterConfig {
     /// A string that identifies the rewrite and this configuration, for the engine
     /// fingerprint.
     pub fn fingerprint(&self) -> String {
-        format!(
+        let mut fp = format!(
             "{VERSION};depth={};nan={:?};form={:?};start={:?}",
             self.max_call_depth, self.nan, self.nan_form, self.start
-        )
+        );
+        if self.interrupt {
+            fp.push_str(&format!(";interrupt(slice={INTERRUPT_SLICE})"));
+        }
+        fp
     }
 }
 
@@ -279,6 +301,8 @@ pub enum Status {
     OutOfFuel = 1,
     /// A function was entered at the depth limit.
     DepthExceeded = 2,
+    /// The host set the interrupt byte ([`MeterConfig::interrupt`]).
+    Interrupted = 3,
 }
 
 /// How a run ended, from the host's observations.
@@ -293,12 +317,18 @@ pub enum Stop {
     DepthExceeded,
     /// Any other trap: the guest's own (`unreachable`, out-of-bounds access, …).
     GuestTrap,
+    /// Stopped by the host through the interrupt byte: not a property of the task.
+    Interrupted,
 }
 
 /// Turns what the host saw after a call into a [`Stop`]: whether the call trapped, the value
 /// of [`FUEL_EXPORT`] and the value of [`STATUS_EXPORT`].
+///
+/// With [`MeterConfig::interrupt`], `remaining` is the counter plus the bank.
 pub fn classify(trapped: bool, remaining: i64, status: i32) -> Stop {
-    if status == Status::OutOfFuel as i32 || remaining < 0 {
+    if status == Status::Interrupted as i32 {
+        Stop::Interrupted
+    } else if status == Status::OutOfFuel as i32 || remaining < 0 {
         Stop::OutOfFuel
     } else if status == Status::DepthExceeded as i32 {
         Stop::DepthExceeded
@@ -336,6 +366,7 @@ mod tests {
         assert_eq!(classify(false, -1, 0), Stop::OutOfFuel);
         assert_eq!(classify(true, -5, 0), Stop::OutOfFuel);
         assert_eq!(classify(true, 3, 1), Stop::OutOfFuel);
+        assert_eq!(classify(true, 3, 3), Stop::Interrupted);
         assert_eq!(classify(true, 3, 2), Stop::DepthExceeded);
         assert_eq!(classify(true, 3, 0), Stop::GuestTrap);
     }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{
     CodeSection, ConstExpr, ExportKind, ExportSection, FunctionSection, GlobalSection, GlobalType,
-    Module, RawSection, TypeSection,
+    MemorySection, MemoryType, Module, RawSection, TypeSection,
 };
 use wasmparser::{
     CompositeInnerType, ElementItems, ExternalKind, Operator, Parser, Payload, TypeRef, ValType,
@@ -15,8 +15,8 @@ use wasmparser::{
 };
 
 use crate::{
-    func, Instrumented, MeterConfig, MeterError, Stats, DEPTH_EXPORT, FUEL_EXPORT, RESERVED_PREFIX,
-    START_EXPORT, STATUS_EXPORT,
+    func, Instrumented, MeterConfig, MeterError, Stats, BANK_EXPORT, DEPTH_EXPORT, FUEL_EXPORT,
+    INTERRUPT_EXPORT, RESERVED_PREFIX, START_EXPORT, STATUS_EXPORT,
 };
 
 /// A function signature.
@@ -44,6 +44,11 @@ pub(crate) struct ModuleInfo {
     pub(crate) fuel_global: u32,
     pub(crate) status_global: u32,
     pub(crate) depth_global: u32,
+    /// With `MeterConfig::interrupt`: the bank global and the interrupt memory.
+    pub(crate) bank_global: Option<u32>,
+    pub(crate) interrupt_memory: Option<u32>,
+    /// Memories, imported and defined.
+    pub(crate) memories: u32,
     /// Block type index `[] -> results` for every result list longer than one.
     pub(crate) result_block_types: HashMap<Vec<ValType>, u32>,
     /// Exported functions by name.
@@ -142,6 +147,15 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
             start = None;
         }
     }
+    if cfg.interrupt {
+        if info.memories > 1 {
+            return Err(MeterError::Unsupported(
+                "more than one memory (with the interrupt memory)".into(),
+            ));
+        }
+        info.bank_global = Some(num_globals + 3 + u32::from(info.start_call.is_some()));
+        info.interrupt_memory = Some(info.memories);
+    }
     info.plan_depth(cfg.max_call_depth);
 
     // Functions only the module's own `call`s reach pass the counter in a parameter and
@@ -169,6 +183,7 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
     let mut stats = Stats::default();
     let mut globals_done = false;
     let mut exports_done = false;
+    let mut memories_done = info.interrupt_memory.is_none();
     let mut code: Option<(CodeSection, u32)> = None;
     let mut func_index = info.num_imported_funcs;
     let mut re = RoundtripReencoder;
@@ -180,6 +195,10 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
         // first section that must follow them, when the module has none of its own.
         if let Some((id, _)) = payload.as_section() {
             let rank = section_rank(id);
+            if !memories_done && rank > section_rank(MEMORY_ID) {
+                out.section(&interrupt_memory(MemorySection::new()));
+                memories_done = true;
+            }
             if !globals_done && rank > section_rank(GLOBAL_ID) {
                 out.section(&meter_globals(GlobalSection::new(), &info));
                 globals_done = true;
@@ -222,6 +241,13 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
                     functions.function(info.passes_fuel(f).unwrap_or(ty));
                 }
                 out.section(&functions);
+            }
+            Payload::MemorySection(reader) if !memories_done => {
+                let mut memories = MemorySection::new();
+                re.parse_memory_section(&mut memories, reader)
+                    .map_err(|e| MeterError::Internal(e.to_string()))?;
+                out.section(&interrupt_memory(memories));
+                memories_done = true;
             }
             Payload::GlobalSection(reader) => {
                 let mut globals = GlobalSection::new();
@@ -274,6 +300,9 @@ pub(crate) fn instrument(wasm: &[u8], cfg: &MeterConfig) -> Result<Instrumented,
                 }
             },
         }
+    }
+    if !memories_done {
+        out.section(&interrupt_memory(MemorySection::new()));
     }
     if !globals_done {
         out.section(&meter_globals(GlobalSection::new(), &info));
@@ -363,7 +392,7 @@ fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
                             return Err(MeterError::Unsupported(format!("import {:?}", import.ty)))
                         }
                         TypeRef::Table(_) => info.table_visible = true,
-                        TypeRef::Memory(_) => {}
+                        TypeRef::Memory(_) => info.memories += 1,
                     }
                 }
             }
@@ -398,6 +427,7 @@ fn collect(wasm: &[u8]) -> Result<(ModuleInfo, Option<u32>), MeterError> {
                 }
             }
             Payload::StartSection { func, .. } => start = Some(func),
+            Payload::MemorySection(reader) => info.memories += reader.count(),
             Payload::ElementSection(reader) => {
                 for element in reader {
                     match element.map_err(invalid)?.items {
@@ -455,6 +485,7 @@ fn ref_funcs(expr: wasmparser::ConstExpr<'_>, out: &mut HashSet<u32>) -> Result<
     Ok(())
 }
 
+const MEMORY_ID: u8 = 5;
 const GLOBAL_ID: u8 = 6;
 const EXPORT_ID: u8 = 7;
 
@@ -495,7 +526,22 @@ fn meter_globals(mut globals: GlobalSection, info: &ModuleInfo) -> GlobalSection
     if info.start_call.is_some() {
         globals.global(i32_mut, &ConstExpr::i32_const(0)); // the start function has run
     }
+    if info.bank_global.is_some() {
+        globals.global(i64_mut, &ConstExpr::i64_const(0)); // bank
+    }
     globals
+}
+
+/// The one-page memory whose byte 0 interrupts the task (`MeterConfig::interrupt`).
+fn interrupt_memory(mut memories: MemorySection) -> MemorySection {
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: Some(1),
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    memories
 }
 
 fn meter_exports(
@@ -508,6 +554,10 @@ fn meter_exports(
     exports.export(DEPTH_EXPORT, ExportKind::Global, info.depth_global);
     if let Some(f) = start {
         exports.export(START_EXPORT, ExportKind::Func, f);
+    }
+    if let (Some(bank), Some(memory)) = (info.bank_global, info.interrupt_memory) {
+        exports.export(BANK_EXPORT, ExportKind::Global, bank);
+        exports.export(INTERRUPT_EXPORT, ExportKind::Memory, memory);
     }
     exports
 }

@@ -217,24 +217,84 @@ fn limits_above_the_runtime_ceiling_are_a_host_error() {
     assert!(matches!(err, smartnodes_runtime::Error::Limit(_)), "{err}");
 }
 
+/// An enormous budget and a short deadline: the task is stopped near the deadline (by the
+/// meter's interrupt byte under the default metering, by the epoch under wasmtime's), as a
+/// host error, and the runtime carries on with the next task. The stop comes at a refill
+/// of the fuel counter, so "near" is within one slice of fuel (tens of ms) of the deadline.
 #[test]
 fn wall_clock_backstop_is_an_error_not_a_verdict() {
+    let limits = Limits {
+        fuel: u64::MAX / 2,
+        wall_clock_backstop: Duration::from_millis(300),
+        ..test_limits()
+    };
+    let wasmtime = smartnodes_runtime::Runtime::new(smartnodes_runtime::RuntimeConfig {
+        metering: smartnodes_runtime::Metering::Wasmtime,
+        ..smartnodes_runtime::RuntimeConfig::default()
+    })
+    .unwrap();
+    for rt in [runtime(), &wasmtime] {
+        let started = Instant::now();
+        let err = rt
+            .run(
+                &fixture("infinite_loop"),
+                &TaskInput::new(Vec::new()),
+                &limits,
+            )
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(err, smartnodes_runtime::Error::WallClockBackstop(_)),
+            "{err}"
+        );
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+            "{:?}: stopped after {took:?}",
+            rt.config().metering
+        );
+        // The runtime carries on.
+        let o = rt
+            .run(
+                &fixture("echo"),
+                &TaskInput::new(&b"still here"[..]),
+                &test_limits(),
+            )
+            .unwrap();
+        assert_eq!(
+            (o.verdict, &o.output[..]),
+            (Verdict::Completed, &b"still here"[..])
+        );
+    }
+}
+
+/// Several tasks past their deadlines at once, on their own threads, each stopped: the
+/// watchdog serves every armed task.
+#[test]
+fn the_backstop_stops_concurrent_tasks() {
     let limits = Limits {
         fuel: u64::MAX / 2,
         wall_clock_backstop: Duration::from_millis(200),
         ..test_limits()
     };
     let started = Instant::now();
-    let err = runtime()
-        .run(
-            &fixture("infinite_loop"),
-            &TaskInput::new(Vec::new()),
-            &limits,
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, smartnodes_runtime::Error::WallClockBackstop(_)),
-        "{err}"
-    );
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let limits = limits.clone();
+            std::thread::spawn(move || {
+                runtime().run(
+                    &fixture("infinite_loop"),
+                    &TaskInput::new(Vec::new()),
+                    &limits,
+                )
+            })
+        })
+        .collect();
+    for h in handles {
+        let err = h.join().unwrap().unwrap_err();
+        assert!(
+            matches!(err, smartnodes_runtime::Error::WallClockBackstop(_)),
+            "{err}"
+        );
+    }
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -12,9 +12,12 @@
 //!   lost in a crash) with the same module, input, limits and seed, off the async threads,
 //!   and compares `(verdict, output_hash, fuel_used)`; the delivered output was already
 //!   checked against `output_hash` on arrival.
-//! - A receipt from another engine, or a verdict that is not reproducible by nature (a
-//!   native stack overflow, whose depth depends on the machine), is **inconclusive**: the
-//!   result is withdrawn and the task runs again, and nobody is punished.
+//! - **Every verdict is judged.** The network runs one engine, the in-wasm meter, under
+//!   which a too-deep recursion is the meter's deterministic depth limit: no verdict is
+//!   "not reproducible". A receipt that is false by its form (signed for another engine,
+//!   or claiming more fuel than the task's limit: [`ReceiptBody::form_fault`]) is refused
+//!   before it is acknowledged and is itself the evidence: the fraud proof needs no
+//!   re-execution, by its prover or by anyone else.
 //! - A mismatch becomes a **fraud proof** signed by this validator, stored, gossiped; the
 //!   worker is blacklisted (no more tasks, results refused), every result it delivered in
 //!   jobs this validator holds is withdrawn and its task runs again on another worker.
@@ -23,13 +26,7 @@
 
 use super::*;
 use crate::store::Refusal;
-use smartnodes_runtime::{TaskInput, TrapCode, Verdict};
-
-/// Whether a verdict code is the same on every machine (see
-/// [`smartnodes_runtime::Verdict::is_reproducible`]).
-fn reproducible(code: (u8, i64)) -> bool {
-    code != Verdict::Trapped(TrapCode::StackOverflow).code()
-}
+use smartnodes_runtime::TaskInput;
 
 /// Refused proofs remembered at most (beyond that they are re-checked when they come
 /// again, which costs a re-execution but nothing else).
@@ -42,8 +39,6 @@ enum Finding {
     Verified(Observed),
     /// The receipt is wrong: here is what the task really gives.
     Mismatch(Observed),
-    /// Cannot tell (another engine, or a non-reproducible verdict).
-    Inconclusive(String),
 }
 
 impl Validator {
@@ -121,23 +116,21 @@ impl Validator {
             verdict: outcome.verdict.code(),
             output_hash: outcome.output_hash,
             fuel_used: outcome.fuel_used,
+            engine: self.runtime.fingerprint().0,
         })
     }
 
-    /// Re-runs the task of `receipt` and compares.
+    /// The network's engine (this validator's: a node with another one cannot join).
+    pub(super) fn engine(&self) -> Hash {
+        self.runtime.fingerprint().0
+    }
+
+    /// Re-runs the task of `receipt` and compares (engine included: a receipt accepted
+    /// here is for the network's engine, `on_result` refuses the others).
     async fn judge(&self, task: &TaskSpec, receipt: &Receipt) -> Result<Finding, String> {
-        if receipt.body.engine != self.runtime.fingerprint().0 {
-            return Ok(Finding::Inconclusive(format!(
-                "engine {} is not ours",
-                hex::encode(&receipt.body.engine[..8])
-            )));
-        }
         let observed = self.reexecute(task).await?;
-        let claimed = Observed::claimed(&receipt.body);
-        Ok(if observed == claimed {
+        Ok(if observed == Observed::claimed(&receipt.body) {
             Finding::Verified(observed)
-        } else if !reproducible(observed.verdict) || !reproducible(claimed.verdict) {
-            Finding::Inconclusive("a verdict that is not reproducible by nature".into())
         } else {
             Finding::Mismatch(observed)
         })
@@ -166,6 +159,11 @@ impl Validator {
         let worker_key = worker.to_bytes();
         // A re-execution that concluded counts as a sample, whichever way it went.
         if let Some(Finding::Verified(observed) | Finding::Mismatch(observed)) = &finding {
+            let outcome = match &finding {
+                Some(Finding::Verified(_)) => "verified",
+                _ => "fraud",
+            };
+            self.metrics.verified(outcome, observed.fuel_used);
             self.bump_stats(&job_id, |s| {
                 s.sampled += 1;
                 s.verify_fuel = s.verify_fuel.saturating_add(observed.fuel_used);
@@ -191,39 +189,10 @@ impl Validator {
                     w.reputation += 5;
                 }
             }
-            Some(Finding::Inconclusive(why)) => {
-                tracing::info!(%worker, job = %hex::encode(job_id), index, "check inconclusive ({why}): the task runs again");
-                self.bump_stats(&job_id, |s| s.inconclusive += 1)
-                    .map_err(fail)?;
-                self.withdraw(&[(job_id, index)], false).map_err(fail)?;
-            }
             Some(Finding::Mismatch(observed)) => {
-                let proof = FraudProof::sign(
-                    FraudClaim {
-                        task,
-                        receipt: receipt.clone(),
-                        observed: *observed,
-                        validator: self.client.peer_id().to_bytes(),
-                    },
-                    &self.keypair,
-                );
-                tracing::warn!(
-                    %worker,
-                    job = %hex::encode(job_id),
-                    index,
-                    claimed = ?Observed::claimed(&receipt.body),
-                    ?observed,
-                    "FRAUD: a receipt does not re-execute"
-                );
-                self.convict(worker, &proof).map_err(fail)?;
-                // On disk before anyone hears of it.
-                self.store.flush().await.map_err(fail)?;
-                let client = self.client.clone();
-                tokio::spawn(async move {
-                    client
-                        .publish(protocols::TOPIC_FRAUD, Gossip::Fraud(Box::new(proof)))
-                        .await;
-                });
+                self.prove(task, receipt.clone(), *observed, worker)
+                    .await
+                    .map_err(fail)?;
             }
             None => {}
         }
@@ -259,6 +228,47 @@ impl Validator {
         Ok(())
     }
 
+    /// Signs, stores and gossips a fraud proof that `receipt` (by `worker`) is false, and
+    /// convicts the worker: `observed` is what re-running `task` gave, or for a receipt
+    /// false by its form ([`ReceiptBody::form_fault`]) the receipt restated on the
+    /// network's engine. Returns the proof's id.
+    pub(super) async fn prove(
+        self: &Arc<Self>,
+        task: TaskSpec,
+        receipt: Receipt,
+        observed: Observed,
+        worker: PeerId,
+    ) -> Result<Hash, StoreError> {
+        tracing::warn!(
+            %worker,
+            job = %hex::encode(task.job_id),
+            index = task.index,
+            claimed = ?Observed::claimed(&receipt.body),
+            ?observed,
+            "FRAUD: a receipt is false"
+        );
+        let proof = FraudProof::sign(
+            FraudClaim {
+                task,
+                receipt,
+                observed,
+                validator: self.client.peer_id().to_bytes(),
+            },
+            &self.keypair,
+        );
+        self.convict(worker, &proof)?;
+        // On disk before anyone hears of it.
+        self.store.flush().await?;
+        let id = proof.id();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            client
+                .publish(protocols::TOPIC_FRAUD, Gossip::Fraud(Box::new(proof)))
+                .await;
+        });
+        Ok(id)
+    }
+
     /// One check fewer pending for `job` (called with the state locked, with the removal of
     /// its key from the `checks` tree).
     fn uncount_check(st: &mut State, job: &Hash) {
@@ -279,6 +289,7 @@ impl Validator {
     fn convict(self: &Arc<Self>, worker: PeerId, proof: &FraudProof) -> Result<(), StoreError> {
         let id = proof.id();
         self.store.frauds.insert(&id, proof)?;
+        self.metrics.frauds_proven.inc();
         // Epochs: the worker's uncounted receipts are forfeited and the next summary
         // blacklists it on chain (with the smallest proof id known, so that validators
         // that caught it separately agree).
@@ -400,8 +411,15 @@ impl Validator {
     pub(crate) async fn recheck(&self, proof: &FraudProof) -> Result<PeerId, String> {
         let (validator, worker) = proof.check_form()?;
         let task = &proof.claim.task;
-        if proof.claim.receipt.body.engine != self.runtime.fingerprint().0 {
-            return Err("the receipt is from an engine this validator does not run".into());
+        // False by its form: the worker's own signature is the evidence.
+        if let Some(why) = proof
+            .claim
+            .receipt
+            .body
+            .form_fault(task.limits.fuel, &self.engine())
+        {
+            tracing::info!(%worker, "a fraud proof holds by the receipt's form: {why}");
+            return Ok(worker);
         }
         if task.limits.check().is_err() {
             return Err("the task's limits are invalid".into());
@@ -416,9 +434,6 @@ impl Validator {
             }
         }
         let observed = self.reexecute(task).await?;
-        if !reproducible(observed.verdict) {
-            return Err("the task's verdict is not reproducible".into());
-        }
         if observed != proof.claim.observed {
             return Err(format!(
                 "re-running the task gives {observed:?}, not the proof's {:?}",

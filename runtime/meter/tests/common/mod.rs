@@ -57,16 +57,21 @@ pub fn engine(kind: EngineKind) -> Engine {
     config.async_stack_size(MAX_WASM_STACK + (1 << 20));
     // Room for the meter's depth limit: the native limit must never be what stops a run.
     config.max_wasm_stack(MAX_WASM_STACK);
+    small_reservations_on_aarch64(&mut config);
+    Engine::new(&config).expect("engine")
+}
+
+/// Under qemu-user (scripts/cross-arch.sh) each instance's default reservation (4 GiB +
+/// guard) cost the emulator ~20 MB it did not give back: the budget sweeps grew it past
+/// 20 GB and the kernel's OOM killer stopped the test. Memory is capped at 16 MiB
+/// (`limits`), so on aarch64 reserve that: bounds checks become explicit, which changes no
+/// result.
+pub fn small_reservations_on_aarch64(config: &mut Config) {
     if cfg!(target_arch = "aarch64") {
-        // Under qemu-user (scripts/cross-arch.sh) each instance's default reservation
-        // (4 GiB + guard) cost the emulator ~20 MB it did not give back: the budget sweeps
-        // grew it past 20 GB. Memory is capped at 16 MiB (`limits`), so reserve that: bounds
-        // checks become explicit, which changes no result.
         config
             .memory_reservation(16 << 20)
             .memory_guard_size(64 << 10);
     }
-    Engine::new(&config).expect("engine")
 }
 
 /// Linear memory is capped at 16 MiB: a wasm-smith module that grows its memory to 4 GiB
@@ -87,7 +92,7 @@ pub enum V {
 }
 
 impl V {
-    fn of(v: &Val) -> V {
+    pub fn of(v: &Val) -> V {
         match v {
             Val::I32(x) => V::I32(*x),
             Val::I64(x) => V::I64(*x),
@@ -133,7 +138,7 @@ fn trap_outcome(err: &wasmtime::Error) -> Outcome {
     }
 }
 
-fn zero_args(ty: &wasmtime::FuncType) -> Vec<Val> {
+pub fn zero_args(ty: &wasmtime::FuncType) -> Vec<Val> {
     ty.params()
         .map(|t| match t {
             ValType::I32 => Val::I32(0),
