@@ -726,6 +726,9 @@ impl Validator {
                     .insert(id);
                 sends.push((worker, id, spec));
             }
+            // Fresh after every scheduling round (a result, a registration, a tick), so a
+            // scrape right after a job's last result sees its queue as it is.
+            self.metrics.queue_depth.set(st.queue.len() as i64);
         }
         for (worker, id, spec) in sends {
             let input = spec.inputs[id.1 as usize];
