@@ -409,8 +409,9 @@ fn nodes_in_separate_namespaces_find_each_other_and_lose_nothing() {
         args.extend(accounts.iter().map(|a| a.as_str()));
         lab.run("user", &args);
     };
+    // Each validator's and each worker's stake (issue 16: 1,000 and 500 SNO by default).
     fund(&accounts[..2], "1000");
-    fund(&accounts[2..], "0");
+    fund(&accounts[2..], "500");
     let chain: Vec<String> = ["--rpc-url", &rpc, "--deployment", &deployment_s]
         .iter()
         .map(|s| s.to_string())
