@@ -154,7 +154,13 @@ async fn a_cheater_is_caught(mode: &str) {
             revoked += jobs[0].revoked;
         }
     }
-    assert!(revoked > 0, "the cheater's results were withdrawn");
+    // A lie false by its form (`engine`: another engine's fingerprint) is refused on
+    // arrival, never accepted: what is withdrawn is only the cheater's honest results
+    // accepted before it, of which it may have none (its first result can be a lie). Every
+    // other lie is accepted, then re-executed and withdrawn.
+    if mode != "engine" {
+        assert!(revoked > 0, "the cheater's results were withdrawn");
+    }
     second.close().await;
     session.close().await;
     net.stop().await;
