@@ -30,6 +30,8 @@ pub struct NetworkConfig {
     pub cheaters: Vec<Cheat>,
     /// The validators' default sample rate, parts per million.
     pub sample_ppm: u32,
+    /// The validators' check budget, parts per million.
+    pub check_budget_ppm: u32,
     /// Epochs on a chain: `None` runs without one (nobody is paid).
     pub chain: Option<ChainSetup>,
 }
@@ -44,6 +46,7 @@ impl Default for NetworkConfig {
             fsync: true,
             cheaters: Vec::new(),
             sample_ppm: crate::roles::DEFAULT_SAMPLE_PPM,
+            check_budget_ppm: crate::roles::DEFAULT_CHECK_BUDGET_PPM,
             chain: None,
         }
     }
@@ -87,6 +90,7 @@ impl Network {
             c.lease = config.lease;
             c.fsync = config.fsync;
             c.sample_ppm = config.sample_ppm;
+            c.check_budget_ppm = config.check_budget_ppm;
             c.discovery_interval = IN_PROCESS_DISCOVERY;
             validator_configs.push(c);
             dirs.push(dir);

@@ -51,6 +51,20 @@ pub struct RoleLabel {
     pub role: String,
 }
 
+/// A label `kind`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `malformed` or `failed` for a fault.
+    pub kind: String,
+}
+
+/// A label `reason`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// `malformed` or `failure_rate` for a dropped peer.
+    pub reason: String,
+}
+
 /// One node's metrics. Cheap to share (`Arc`); every field is an atomic.
 #[derive(Debug)]
 pub struct Metrics {
@@ -79,6 +93,10 @@ pub struct Metrics {
     pub epochs_executed: Counter,
     /// Connected peers by role.
     pub peers: Family<RoleLabel, Gauge>,
+    /// Peers' faults by kind (`malformed`: misbehaviour; `failed`: a mishap).
+    pub peer_faults: Family<KindLabel, Counter>,
+    /// Peers this node disconnected, by reason.
+    pub peers_dropped: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -105,6 +123,8 @@ impl Metrics {
             frauds_proven: Counter::default(),
             epochs_executed: Counter::default(),
             peers: Family::default(),
+            peer_faults: Family::default(),
+            peers_dropped: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("smartnodes");
         r.register(
@@ -167,6 +187,16 @@ impl Metrics {
             "Connected peers by the role of their record",
             m.peers.clone(),
         );
+        r.register(
+            "peer_faults",
+            "Peers' faults by kind: malformed (misbehaviour) or failed (truncated, reset, timed out)",
+            m.peer_faults.clone(),
+        );
+        r.register(
+            "peers_dropped",
+            "Peers this node disconnected for their faults, by reason",
+            m.peers_dropped.clone(),
+        );
         *m.registry.lock().expect("poisoned") = registry;
         m
     }
@@ -202,6 +232,38 @@ impl Metrics {
             .inc();
         self.verification_fuel.inc_by(fuel);
         self.update_cost();
+    }
+
+    /// A peer's request or response failed: `kind` is `malformed` or `failed`.
+    pub fn peer_fault(&self, kind: &str) {
+        self.peer_faults
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// This node dropped a peer for `reason`.
+    pub fn peer_dropped(&self, reason: &str) {
+        self.peers_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Peers dropped, all reasons.
+    pub fn peers_dropped_total(&self) -> u64 {
+        ["malformed", "failure_rate"]
+            .iter()
+            .map(|r| {
+                self.peers_dropped
+                    .get_or_create(&ReasonLabel {
+                        reason: r.to_string(),
+                    })
+                    .get()
+            })
+            .sum()
     }
 
     fn update_cost(&self) {

@@ -69,6 +69,10 @@ pub struct DevnetArgs {
     /// Give up on a job after this many seconds without a new result.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+    /// The validators' check budget: the most of a job's fuel re-executed beyond the 5 %
+    /// sample rate to check new workers, in percent (`smartnodes node --check-budget`).
+    #[arg(long, value_name = "PERCENT", default_value_t = 20.0)]
+    pub check_budget: f64,
 }
 
 /// Runs the devnet. Exit status: 0 every job finished with correct outputs and every
@@ -117,6 +121,11 @@ pub fn run(args: DevnetArgs) -> Result<u8> {
     config.chain = chain;
     config.mode = mode;
     config.job_timeout = Duration::from_secs(args.timeout);
+    anyhow::ensure!(
+        (0.0..=100.0).contains(&args.check_budget),
+        "--check-budget is a percentage between 0 and 100"
+    );
+    config.check_budget_ppm = (args.check_budget * 10_000.0).round() as u32;
 
     // --json: no bars; plain lines on stderr (stdout is the report alone).
     let ui = Ui::new(args.quiet, args.json);

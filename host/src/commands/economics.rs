@@ -8,7 +8,10 @@
 //! - Every accepted result is re-executed with probability `p`, independently (the
 //!   validator's rule, `roles::validator::verify` `sample`: `max(sample rate, 0.5^(streak /
 //!   10))`, capped at 1). An established worker has a long streak, so `p` is the sample rate
-//!   (5 % by default), the lowest rate any worker sees; a new worker is checked at 100 %.
+//!   (5 % by default), the lowest rate any worker sees; a new worker is checked on every
+//!   result while the job's check budget lasts (20 % of its fuel; issue 22), at the sample
+//!   rate after it. The table prices cheating at the sample rate alone: the budget only
+//!   catches newcomers sooner.
 //!   Re-execution compares verdict, output hash and fuel, so a wrong, made-up, copied or
 //!   fuel-inflated result is caught whenever it is sampled: `p_caught = 1 - (1 - p)^k` for `k`
 //!   cheated results.

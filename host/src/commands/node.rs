@@ -50,6 +50,12 @@ pub struct NodeArgs {
     /// workers are sampled more; a job may ask for more).
     #[arg(long, value_name = "PERCENT", default_value_t = 5.0)]
     pub sample_rate: f64,
+    /// Validators: the most of a job's fuel re-executed beyond the sample rate to check
+    /// new workers, in percent. A new worker's results are all checked while the job's
+    /// budget lasts, then at the sample rate; so a crowd of new workers costs a job at
+    /// most about this share (ARCHITECTURE.md, "Verification").
+    #[arg(long, value_name = "PERCENT", default_value_t = 20.0)]
+    pub check_budget: f64,
     /// FOR TESTS AND DEMOS ONLY: a worker that lies in MODE (wrong-output, lazy, fuel,
     /// copy, engine, overflow, inflate) about a fraction RATE of its tasks (default 1; `0.1` or `10%`). Validators
     /// catch it, prove it and blacklist it.
@@ -125,6 +131,11 @@ pub fn run(args: NodeArgs) -> Result<u8> {
             "--sample-rate is a percentage between 0 and 100"
         );
         config.sample_ppm = (args.sample_rate * 10_000.0).round() as u32;
+        anyhow::ensure!(
+            (0.0..=100.0).contains(&args.check_budget),
+            "--check-budget is a percentage between 0 and 100"
+        );
+        config.check_budget_ppm = (args.check_budget * 10_000.0).round() as u32;
         if let Some(cheat) = args.cheat {
             anyhow::ensure!(args.role == Role::Worker, "--cheat is for workers only");
             eprintln!(

@@ -137,6 +137,8 @@ pub struct DevnetConfig {
     pub lease: Duration,
     /// The validators' sample rate, parts per million.
     pub sample_ppm: u32,
+    /// The validators' check budget, parts per million.
+    pub check_budget_ppm: u32,
     /// Give up on a job after this long without a new result.
     pub job_timeout: Duration,
 }
@@ -158,6 +160,7 @@ impl DevnetConfig {
             worker_slots: 2,
             lease: Duration::from_secs(3),
             sample_ppm: crate::roles::DEFAULT_SAMPLE_PPM,
+            check_budget_ppm: crate::roles::DEFAULT_CHECK_BUDGET_PPM,
             job_timeout: Duration::from_secs(120),
         }
     }
@@ -288,6 +291,7 @@ impl Devnet {
                     fsync: true,
                     cheaters: cheats.clone(),
                     sample_ppm: config.sample_ppm,
+                    check_budget_ppm: config.check_budget_ppm,
                     chain: match config.chain {
                         // One embedded chain shared by every node, its clock moving with
                         // the wall clock so that epochs follow on their own.
@@ -361,6 +365,7 @@ impl Devnet {
                 let mut nodes = Vec::new();
                 let lease = config.lease.as_secs_f64();
                 let sample_rate = f64::from(config.sample_ppm) / 10_000.0;
+                let check_budget = f64::from(config.check_budget_ppm) / 10_000.0;
                 let mut bootstrap = Vec::new();
                 for i in 0..config.validators + config.workers {
                     let (role, name, cheat) = if i < config.validators {
@@ -390,6 +395,7 @@ impl Devnet {
                             slots: config.worker_slots,
                             lease,
                             sample_rate,
+                            check_budget,
                             cheat,
                             chain: rpc_chain
                                 .as_ref()
@@ -472,6 +478,19 @@ impl Devnet {
     pub fn has_chain(&self) -> bool {
         self.chain.is_some()
             || matches!(&self.backend, Backend::InProcess(net) if net.chain.is_some())
+    }
+
+    /// Peers the node `peer` disconnected for their faults (its metrics: in process only).
+    fn peers_dropped(&self, peer: &PeerId) -> Option<u64> {
+        match &self.backend {
+            Backend::InProcess(net) => net
+                .validators
+                .iter()
+                .chain(&net.workers)
+                .find(|n| n.peer_id() == *peer)
+                .map(|n| n.metrics.peers_dropped_total()),
+            Backend::Processes(_) => None,
+        }
     }
 
     /// Builds and submits the jobs, waits for every result, for the cheaters to be
@@ -817,6 +836,7 @@ impl Devnet {
                 verified: views.iter().map(|w| w.verified).sum(),
                 blacklisted: views.iter().find_map(|w| w.blacklisted.clone()),
                 balance,
+                peers_dropped: self.peers_dropped(&n.peer_id),
             });
         }
         let evidence = self.save_evidence(&node_rows).await?;

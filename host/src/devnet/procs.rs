@@ -65,6 +65,8 @@ pub struct ChildSpec<'a> {
     pub lease: f64,
     /// Validators' sample rate, percent.
     pub sample_rate: f64,
+    /// `--check-budget` (validators).
+    pub check_budget: f64,
     /// A cheating worker.
     pub cheat: Option<Cheat>,
     /// A JSON-RPC chain: its URL and the deployment file.
@@ -92,6 +94,8 @@ impl Children {
             .arg(spec.lease.to_string())
             .arg("--sample-rate")
             .arg(spec.sample_rate.to_string())
+            .arg("--check-budget")
+            .arg(spec.check_budget.to_string())
             .arg("--parent-pid")
             .arg(std::process::id().to_string())
             .stdin(Stdio::null())

@@ -83,6 +83,8 @@ pub struct NodeRow {
     pub blacklisted: Option<String>,
     /// With a chain: its SNO.
     pub balance: Option<NodeBalance>,
+    /// Peers it disconnected for their faults (`net::faults`); known in process only.
+    pub peers_dropped: Option<u64>,
 }
 
 /// The whole report.
@@ -111,6 +113,24 @@ impl DevnetReport {
     /// Jobs whose tasks all completed with correct outputs.
     pub fn jobs_completed(&self) -> usize {
         self.jobs.iter().filter(|j| j.ok()).count()
+    }
+
+    /// Re-executed fuel over accepted fuel, over all jobs.
+    pub fn verification_cost(&self) -> f64 {
+        let (verify, total) = self.jobs.iter().fold((0u64, 0u64), |(v, t), j| {
+            (v.saturating_add(j.verify_fuel), t.saturating_add(j.total_fuel))
+        });
+        if total == 0 {
+            0.0
+        } else {
+            verify as f64 / total as f64
+        }
+    }
+
+    /// Peers the nodes disconnected for their faults, all nodes (`None` when the nodes
+    /// are processes, whose counters the devnet cannot read).
+    pub fn peers_dropped(&self) -> Option<u64> {
+        self.nodes.iter().map(|n| n.peers_dropped).sum()
     }
 
     /// Workers some validator blacklisted (peer ids).
@@ -203,6 +223,8 @@ impl DevnetReport {
             "tasks_sampled": self.jobs.iter().map(|j| u64::from(j.sampled)).sum::<u64>(),
             "tasks_revoked": self.jobs.iter().map(|j| u64::from(j.revoked)).sum::<u64>(),
             "frauds_proven": self.frauds_proven,
+            "verification_cost": self.verification_cost(),
+            "peers_dropped": self.peers_dropped(),
             "cheaters": self.nodes.iter().filter(|n| n.cheater).map(|n| &n.peer_id).collect::<Vec<_>>(),
             "blacklisted": self.blacklisted().iter().map(|n| &n.peer_id).collect::<Vec<_>>(),
             "honest_workers_flagged": self.honest_workers_flagged().len(),
@@ -241,6 +263,7 @@ impl DevnetReport {
                     "reputation": n.reputation,
                     "verified": n.verified,
                     "blacklisted": n.blacklisted,
+                    "peers_dropped": n.peers_dropped,
                 });
                 if let Some(c) = &self.chain {
                     let b = c.balance(&n.eth_address);
@@ -336,6 +359,13 @@ impl DevnetReport {
                     .unwrap_or_default()
             );
         }
+        let _ = writeln!(
+            s,
+            "  verification cost {:.1} % of the jobs' fuel; peers dropped for faults: {}",
+            100.0 * self.verification_cost(),
+            self.peers_dropped()
+                .map_or("- (nodes are processes)".to_string(), |d| d.to_string())
+        );
         let _ = writeln!(s, "\nNODES");
         let _ = writeln!(
             s,
@@ -484,6 +514,7 @@ mod tests {
             verified: 0,
             blacklisted: blacklisted.then(|| "proof".to_string()),
             balance: None,
+            peers_dropped: Some(0),
         }
     }
 

@@ -2,10 +2,13 @@
 //!
 //! The length is checked against the protocol's limit before a single byte of the body is
 //! read, so a peer cannot make a node allocate more than the limit. An inbound request that
-//! is too large, truncated or does not decode is handed to the event loop as
-//! `Err(reason)` rather than as a stream error, because libp2p does not say which peer a
-//! failed read came from; the event loop then drops that peer. (A bad *response* fails the
-//! request with `InvalidData`, and the event loop drops that peer too.)
+//! is too large or does not decode is handed to the event loop as `Err(reason)` rather than
+//! as a stream error, so that the event loop knows which peer sent it: that is
+//! misbehaviour, and the peer is dropped ([`super::faults`]). A request *truncated* by the
+//! stream closing early (a requester that gave up, a reset under load) is an ordinary
+//! stream error (`UnexpectedEof`): a mishap, counted but not held against an honest peer.
+//! (A bad *response* fails the request with `InvalidData`, which is misbehaviour too; a
+//! truncated one is a mishap.)
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
@@ -128,14 +131,7 @@ where
     {
         match read_frame(io, self.max_request).await {
             Ok(request) => Ok(Ok(request)),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                Ok(Err(e.to_string()))
-            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Err(e.to_string())),
             Err(e) => Err(e),
         }
     }

@@ -5,8 +5,10 @@
 //! The swarm: TCP + Noise + Yamux, identify, Kademlia (signed, expiring role and job
 //! records, checked before they are stored), gossipsub (job announcements, receipts) and
 //! four request-response protocols ([`proto::protocols`]) with a length-prefixed postcard
-//! codec and a size limit per direction. A peer whose message does not decode is
-//! disconnected; the node carries on.
+//! codec and a size limit per direction. A peer whose message does not decode (or is over
+//! the limit) is disconnected; a request that merely failed (truncated, reset, timed out)
+//! is counted against the peer and drops it only at a sustained rate ([`faults`]); the node
+//! carries on.
 //!
 //! Discovery ([`discovery`]): the event loop dials the bootstrap addresses (again, with
 //! backoff, whenever they are lost), bootstraps Kademlia through them, publishes the
@@ -17,6 +19,7 @@
 
 pub mod codec;
 pub mod discovery;
+pub mod faults;
 pub mod proto;
 
 use codec::PostcardCodec;
@@ -163,6 +166,9 @@ enum Command {
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
     },
+    Faults {
+        reply: oneshot::Sender<Vec<(PeerId, faults::PeerFaults)>>,
+    },
     Shutdown,
 }
 
@@ -298,6 +304,16 @@ impl Client {
     pub async fn peers(&self) -> Vec<PeerInfo> {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::Peers { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Each peer's faults as this node counted them ([`faults`]): malformed messages,
+    /// failed requests, and how often it was dropped.
+    pub async fn faults(&self) -> Vec<(PeerId, faults::PeerFaults)> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Faults { reply }).await.is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
@@ -457,6 +473,7 @@ pub async fn start_with(
         changes,
         metrics,
         p2p_metrics,
+        faults: faults::Faults::new(faults::FaultPolicy::default()),
     };
     tokio::spawn(event_loop.run());
     Ok((
@@ -640,6 +657,8 @@ struct EventLoop {
     changes: watch::Sender<u64>,
     metrics: Arc<crate::metrics::Metrics>,
     p2p_metrics: libp2p::metrics::Metrics,
+    /// Per-peer faults: what drops a peer.
+    faults: faults::Faults,
 }
 
 /// At most this many role record lookups at once.
@@ -771,6 +790,9 @@ impl EventLoop {
             }
             Command::Peers { reply } => {
                 let _ = reply.send(self.disc.peers());
+            }
+            Command::Faults { reply } => {
+                let _ = reply.send(self.faults.all());
             }
             Command::Shutdown => {}
         }
@@ -930,19 +952,23 @@ impl EventLoop {
         }
     }
 
-    /// A peer whose message did not decode (or was too large) is disconnected.
+    /// Counts a fault of `peer` and drops the peer when the count says so ([`faults`]):
+    /// at once for a malformed message, at a sustained rate for failed requests.
     fn on_failure(
         &mut self,
         peer: PeerId,
         proto: Proto,
         error: &dyn std::fmt::Display,
-        garbage: bool,
+        kind: faults::FaultKind,
     ) {
-        if garbage {
-            tracing::warn!(%peer, ?proto, "dropping a peer that sent an invalid message: {error}");
-            let _ = self.swarm.disconnect_peer_id(peer);
-        } else {
-            tracing::debug!(%peer, ?proto, "request failed: {error}");
+        self.metrics.peer_fault(kind.as_str());
+        match self.faults.record(peer, kind, Instant::now()) {
+            Some(reason) => {
+                tracing::warn!(%peer, ?proto, reason = reason.as_str(), "dropping a peer: {error}");
+                self.metrics.peer_dropped(reason.as_str());
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            None => tracing::debug!(%peer, ?proto, kind = kind.as_str(), "request failed: {error}"),
         }
     }
 
@@ -960,7 +986,7 @@ impl EventLoop {
                 Message::Request {
                     request: Err(reason),
                     ..
-                } => self.on_failure(peer, proto, &reason, true),
+                } => self.on_failure(peer, proto, &reason, faults::FaultKind::Malformed),
                 Message::Request {
                     request: Ok(request),
                     channel,
@@ -984,8 +1010,13 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                let garbage = matches!(&error, OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData);
-                self.on_failure(peer, proto, &error, garbage);
+                let kind = match &error {
+                    OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        faults::FaultKind::Malformed
+                    }
+                    _ => faults::FaultKind::Failed,
+                };
+                self.on_failure(peer, proto, &error, kind);
                 self.finish(
                     proto,
                     request_id,
@@ -995,10 +1026,20 @@ impl EventLoop {
                     }),
                 );
             }
-            E::InboundFailure { peer, error, .. } => {
-                let garbage = matches!(&error, InboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData);
-                self.on_failure(peer, proto, &error, garbage);
-            }
+            E::InboundFailure { peer, error, .. } => match &error {
+                // The peer's stream broke (truncated, reset) or its bytes were bad.
+                InboundFailure::Io(e) => {
+                    let kind = if e.kind() == std::io::ErrorKind::InvalidData {
+                        faults::FaultKind::Malformed
+                    } else {
+                        faults::FaultKind::Failed
+                    };
+                    self.on_failure(peer, proto, &error, kind);
+                }
+                // This node's own slowness or choice (no answer in time, none sent), or a
+                // protocol it does not speak: nothing to hold against the peer.
+                _ => tracing::debug!(%peer, ?proto, "inbound request failed: {error}"),
+            },
             E::ResponseSent { .. } => {}
         }
     }

@@ -25,6 +25,11 @@ use std::time::Duration;
 /// The default share of results a validator re-executes: 5 %.
 pub const DEFAULT_SAMPLE_PPM: u32 = 50_000;
 
+/// A validator's default check budget: beyond the sample rate, at most this share of a
+/// job's fuel is re-executed to check new workers (parts per million;
+/// `roles::validator::verify::check_rate`).
+pub const DEFAULT_CHECK_BUDGET_PPM: u32 = 200_000;
+
 /// A node's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -70,6 +75,9 @@ pub struct NodeConfig {
     pub cheat: Option<cheat::Cheat>,
     /// A validator's default share of results it re-executes, in parts per million.
     pub sample_ppm: u32,
+    /// A validator's check budget: the share of a job's fuel it re-executes at most, beyond
+    /// the sample rate, to check new workers (parts per million).
+    pub check_budget_ppm: u32,
     /// The node's chain account (its identity's Ethereum key).
     pub eth_signer: smartnodes_contracts::PrivateKeySigner,
     /// The contracts, when epochs run: validators propose and vote, workers register and
@@ -96,6 +104,7 @@ impl NodeConfig {
             fsync: true,
             cheat: None,
             sample_ppm: DEFAULT_SAMPLE_PPM,
+            check_budget_ppm: DEFAULT_CHECK_BUDGET_PPM,
             eth_signer: identity.eth_signer(),
             chain: None,
         })

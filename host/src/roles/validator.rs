@@ -51,6 +51,8 @@ struct WorkerInfo {
 struct JobMeta {
     spec: Arc<JobSpec>,
     owner: Option<PeerId>,
+    /// The job's check budget so far ([`verify::check_rate`]).
+    budget: verify::Budget,
 }
 
 #[derive(Debug)]
@@ -88,6 +90,9 @@ pub(crate) struct Validator {
     secret: [u8; 32],
     /// The default sample rate (parts per million).
     sample_ppm: u32,
+    /// The share of a job's fuel re-executed at most beyond its sample rate (parts per
+    /// million): what checking new workers may cost ([`verify::check_rate`]).
+    check_budget_ppm: u32,
     /// Wakes the verification lane.
     checks: tokio::sync::Notify,
     /// Epochs (issue 6): `None` without a chain.
@@ -140,6 +145,7 @@ impl Validator {
             keypair: config.keypair.clone(),
             runtime,
             sample_ppm: config.sample_ppm.min(1_000_000),
+            check_budget_ppm: config.check_budget_ppm.min(1_000_000),
             checks: tokio::sync::Notify::new(),
             evidence_limiter: Mutex::new(evidence::Limiter::new(Instant::now())),
             metrics: config.metrics.clone(),
@@ -176,9 +182,13 @@ impl Validator {
         let mut fetching = Vec::new();
         {
             let mut st = self.state.lock().expect("poisoned");
-            for (key, _) in self.store.checks.scan(&[])? {
+            // Fuel of the receipts waiting for their check, per job (the check budget).
+            let mut pending_fuel: HashMap<Hash, u64> = HashMap::new();
+            for (key, receipt) in self.store.checks.scan(&[])? {
                 if let Some((job, _)) = split_task_key(&key) {
                     *st.pending_checks.entry(job).or_default() += 1;
+                    let fuel = pending_fuel.entry(job).or_default();
+                    *fuel = fuel.saturating_add(receipt.body.fuel_used);
                 }
             }
             for (key, rep) in self.store.reputation.scan(&[])? {
@@ -198,11 +208,13 @@ impl Validator {
                 if state == JobState::Done {
                     continue;
                 }
+                let budget = self.budget_of(&job_id, &pending_fuel)?;
                 st.jobs.insert(
                     job_id,
                     JobMeta {
                         owner: peer_of(&job.spec.owner),
                         spec: Arc::new(job.spec.clone()),
+                        budget,
                     },
                 );
                 if state == JobState::Fetching {
@@ -414,6 +426,7 @@ impl Validator {
             JobMeta {
                 spec: Arc::new(spec),
                 owner: Some(peer),
+                budget: verify::Budget::default(),
             },
         );
         if missing {
@@ -887,7 +900,7 @@ impl Validator {
                 return reject(format!("blacklisted by fraud proof {}", hex::encode(proof)));
             }
             // The worker has committed (signed) before this draw, which it cannot predict.
-            let sampled = self.sample(&result.receipt, &spec, &peer);
+            let sampled = self.sample(&mut st, &result.receipt, &spec, &peer);
             let record = |st: &mut State| -> Result<bool, StoreError> {
                 self.store.tasks.insert(
                     &key,

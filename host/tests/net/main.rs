@@ -6,7 +6,8 @@
 //! - `blobs`: large transfers and corrupted chunks;
 //! - `fuzz`: garbage and oversized messages against the decoders and a live node;
 //! - `verify`: cheaters caught, proven and blacklisted; honest workers never accused;
-//! - `evidence`: a caught cheat's evidence bundle re-judged offline by the binary.
+//! - `evidence`: a caught cheat's evidence bundle re-judged offline by the binary;
+//! - `scale`: 5 validators and 32 new workers: no honest peer dropped, checks within budget.
 
 mod blobs;
 mod common;
@@ -15,4 +16,5 @@ mod evidence;
 mod fuzz;
 mod inprocess;
 mod multiprocess;
+mod scale;
 mod verify;

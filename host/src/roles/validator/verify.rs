@@ -32,6 +32,45 @@ use smartnodes_runtime::TaskInput;
 /// again, which costs a re-execution but nothing else).
 const MAX_REFUSED: usize = 10_000;
 
+/// A job's re-execution so far: the fuel of its accepted results and of those sampled
+/// for a check (as their receipts claim it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// Fuel of the accepted results.
+    pub accepted: u64,
+    /// Fuel of the results sampled for a check.
+    pub sampled: u64,
+}
+
+/// The probability that a worker's accepted result is re-executed — the whole rule, pure.
+///
+/// - `base` is the job's sample rate (the highest of the validator's default and the
+///   job's own): every result, any worker's, is checked at least this often. This is the
+///   rate `smartnodes economics` prices cheating at.
+/// - A worker earns trust with its run of verified results (`streak`): its *wanted* rate
+///   is `0.5^(streak / 10)` — every result of a new worker, half of them after 10 verified.
+/// - The part of the wanted rate above `base` is paid from the job's check budget: it
+///   applies only while the fuel sampled so far is under `budget` × the job's accepted fuel
+///   (this result's included); beyond it, the result is checked at `base`. So however many
+///   new workers a job meets, the share of its fuel re-executed stays near
+///   `max(base, budget)` (over it by one result at most, while sampled fuel catches up),
+///   and a job among trusted workers costs `base`.
+///
+/// A cheater is caught on each wrong result with probability at least `base`, and with its
+/// wanted rate (1 for a new worker) while the job's budget lasts: a new worker among a few
+/// is checked on nearly everything, one in a crowd of new workers on about `budget` of its
+/// results.
+pub(crate) fn check_rate(base: f64, streak: u64, budget: f64, spent: Budget, fuel: u64) -> f64 {
+    let base = base.clamp(0.0, 1.0);
+    let wanted = 0.5f64.powf(streak as f64 / 10.0).max(base);
+    let limit = budget.clamp(0.0, 1.0) * spent.accepted.saturating_add(fuel) as f64;
+    if (spent.sampled as f64) < limit {
+        wanted
+    } else {
+        base
+    }
+}
+
 /// What a check concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Finding {
@@ -52,21 +91,57 @@ impl Validator {
             .copied()
     }
 
-    /// The sampling draw for an accepted receipt.
-    pub(super) fn sample(&self, receipt: &Receipt, spec: &JobSpec, worker: &PeerId) -> bool {
+    /// The sampling draw for an accepted receipt, under the state lock: the rate is
+    /// [`check_rate`] of the worker's streak and the job's budget, which the draw updates.
+    pub(super) fn sample(
+        &self,
+        st: &mut State,
+        receipt: &Receipt,
+        spec: &JobSpec,
+        worker: &PeerId,
+    ) -> bool {
         let streak = self
             .store
             .reputation_of(&worker.to_bytes())
             .map_or(0, |r| r.streak);
-        let adaptive = 0.5f64.powf(streak as f64 / 10.0);
-        let rate = (self.sample_ppm.max(spec.sample_ppm) as f64 / 1e6)
-            .max(adaptive)
-            .min(1.0);
+        let base = f64::from(self.sample_ppm.max(spec.sample_ppm)) / 1e6;
+        let budget = f64::from(self.check_budget_ppm) / 1e6;
+        let fuel = receipt.body.fuel_used;
+        let mut spent = st
+            .jobs
+            .get(&receipt.body.job_id)
+            .map(|m| m.budget)
+            .unwrap_or_default();
+        let rate = check_rate(base, streak, budget, spent, fuel);
         let mut bytes = self.secret.to_vec();
         bytes.extend_from_slice(&receipt.hash());
         let h = sha256(&bytes);
         let draw = u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) as f64 / u64::MAX as f64;
-        draw < rate
+        let sampled = draw < rate;
+        spent.accepted = spent.accepted.saturating_add(fuel);
+        if sampled {
+            spent.sampled = spent.sampled.saturating_add(fuel);
+        }
+        if let Some(meta) = st.jobs.get_mut(&receipt.body.job_id) {
+            meta.budget = spent;
+        }
+        sampled
+    }
+
+    /// A job's budget as the store knows it (on recovery): its accepted fuel, and the fuel
+    /// of its re-executions plus that of the receipts still waiting for theirs.
+    pub(super) fn budget_of(
+        &self,
+        job: &Hash,
+        pending_fuel: &HashMap<Hash, u64>,
+    ) -> Result<Budget, StoreError> {
+        let stats = self.store.jobstats.get(job)?.unwrap_or_default();
+        Ok(Budget {
+            accepted: stats.total_fuel,
+            sampled: stats
+                .verify_fuel
+                .saturating_add(pending_fuel.get(job).copied().unwrap_or(0)),
+        })
     }
 
     /// The verification lane: re-executes sampled receipts one at a time, oldest job first.
@@ -365,6 +440,8 @@ impl Validator {
             st.jobs.entry(job_id).or_insert_with(|| JobMeta {
                 owner: peer_of(&record.spec.owner),
                 spec: Arc::new(record.spec.clone()),
+                // Counted afresh: the reopened job's checks start within its budget.
+                budget: Budget::default(),
             });
             st.queue.push_front((job_id, index));
             count += 1;
@@ -441,5 +518,103 @@ impl Validator {
             ));
         }
         Ok(worker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_rate, Budget};
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn a_new_worker_is_checked_on_everything_while_the_budget_lasts() {
+        let fresh = Budget::default();
+        assert_eq!(check_rate(0.05, 0, 0.2, fresh, 100), 1.0);
+        // Half its results after 10 verified, never below the sample rate.
+        assert!((check_rate(0.05, 10, 0.2, fresh, 100) - 0.5).abs() < 1e-12);
+        assert_eq!(check_rate(0.05, 1000, 0.2, fresh, 100), 0.05);
+        // A job asking for more than the wanted rate gets it.
+        assert_eq!(check_rate(0.8, 10, 0.2, fresh, 100), 0.8);
+    }
+
+    #[test]
+    fn past_the_budget_a_new_worker_is_checked_at_the_sample_rate() {
+        // 200 of 1,000 fuel sampled with a budget of 20 % (this result's 100 included:
+        // 200 < 0.2 * 1,100 = 220): still within.
+        let spent = Budget {
+            accepted: 1_000,
+            sampled: 200,
+        };
+        assert_eq!(check_rate(0.05, 0, 0.2, spent, 100), 1.0);
+        let spent = Budget {
+            accepted: 1_000,
+            sampled: 220,
+        };
+        assert_eq!(check_rate(0.05, 0, 0.2, spent, 100), 0.05);
+        // A zero budget: the sample rate only.
+        assert_eq!(check_rate(0.05, 0, 0.0, Budget::default(), 100), 0.05);
+    }
+
+    /// One job of `tasks` equal tasks spread over `workers` new workers, one of them
+    /// cheating on `cheat_share` of its tasks: (share of fuel re-executed, whether a wrong
+    /// result was sampled).
+    fn job(rng: &mut impl Rng, workers: usize, tasks: usize, cheat_share: f64) -> (f64, bool) {
+        let (base, budget) = (0.05, 0.2);
+        let mut spent = Budget::default();
+        let mut streak = vec![0u64; workers];
+        let mut caught = false;
+        for _ in 0..tasks {
+            let w = rng.gen_range(0..workers);
+            let rate = check_rate(base, streak[w], budget, spent, 1_000);
+            spent.accepted += 1_000;
+            if rng.gen::<f64>() < rate {
+                spent.sampled += 1_000;
+                if w == 0 && rng.gen::<f64>() < cheat_share {
+                    caught = true;
+                } else {
+                    streak[w] += 1;
+                }
+            }
+        }
+        (spent.sampled as f64 / spent.accepted as f64, caught)
+    }
+
+    #[test]
+    fn a_crowd_of_new_workers_costs_the_budget_and_a_cheater_among_them_is_still_caught() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+        // 50 new workers, 256 tasks: about 5 tasks each, all of them "new".
+        let trials = 2_000;
+        let (mut caught, mut worst, mut mean) = (0, 0.0f64, 0.0);
+        for _ in 0..trials {
+            let (share, c) = job(&mut rng, 50, 256, 0.3);
+            worst = worst.max(share);
+            mean += share / trials as f64;
+            caught += usize::from(c);
+        }
+        // The cost: the budget on average (measured 20.3 %), over it by a few results at
+        // worst (sampled at the base rate after the budget ran out; measured 21.1 %).
+        assert!(mean < 0.2 + 1.0 / 256.0, "mean cost {mean}");
+        assert!(worst < 0.2 + 4.0 / 256.0, "worst cost {worst}");
+        // The cheater's ~5 results, 30 % of them wrong (~1.5), each checked with about the
+        // budget's probability: caught in a job about 1 - (1 - 0.2)^1.5 = 28 % of the time
+        // (measured 27.6 %); over the 20 results it delivers in the 5 x 50 devnet's four
+        // jobs, about 1 - 0.8^6 = 74 %. Far above the sample-rate bound (7 % a job).
+        let rate = caught as f64 / trials as f64;
+        assert!(rate > 0.24, "caught in {rate} of jobs");
+        // Three new workers, 64 tasks: the cost is the budget too, but each worker's share
+        // of it is larger.
+        let (mut caught, mut worst, mut mean) = (0, 0.0f64, 0.0);
+        for _ in 0..trials {
+            let (share, c) = job(&mut rng, 3, 64, 0.3);
+            worst = worst.max(share);
+            mean += share / trials as f64;
+            caught += usize::from(c);
+        }
+        // Measured: mean 20.6 %, worst 25 % (3 results over, on 64).
+        assert!(mean < 0.2 + 1.0 / 64.0, "mean cost {mean}");
+        assert!(worst < 0.2 + 4.0 / 64.0, "worst cost {worst}");
+        // ~21 results, ~6 wrong, most of the budget spent on them early: measured 77 %.
+        let rate = caught as f64 / trials as f64;
+        assert!(rate > 0.7, "caught in {rate} of jobs");
     }
 }
