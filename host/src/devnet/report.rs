@@ -118,7 +118,10 @@ impl DevnetReport {
     /// Re-executed fuel over accepted fuel, over all jobs.
     pub fn verification_cost(&self) -> f64 {
         let (verify, total) = self.jobs.iter().fold((0u64, 0u64), |(v, t), j| {
-            (v.saturating_add(j.verify_fuel), t.saturating_add(j.total_fuel))
+            (
+                v.saturating_add(j.verify_fuel),
+                t.saturating_add(j.total_fuel),
+            )
         });
         if total == 0 {
             0.0

@@ -919,8 +919,24 @@ impl EventLoop {
     }
 
     /// An address candidate (identify's observation, with our listen port) becomes an
-    /// external address once two peers reported its IP.
+    /// external address once two peers reported its IP. A candidate on a port this node
+    /// does not listen on (the source port of a connection it dialed, when the dial could
+    /// not reuse the listen port) is nobody's way in: it is ignored. (Confirmed, such
+    /// ports were announced, dialed in vain, evicted and replaced, each change republishing
+    /// the role record: 55 nodes on one machine spent their time in that churn, issue 22.)
     fn on_candidate(&mut self, address: Multiaddr) {
+        let port = |a: &Multiaddr| {
+            a.iter().find_map(|p| match p {
+                libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+                _ => None,
+            })
+        };
+        let listening = port(&address)
+            .is_some_and(|want| self.swarm.listeners().any(|l| port(l) == Some(want)));
+        if !listening {
+            tracing::trace!(%address, "external address candidate on a port not listened on");
+            return;
+        }
         let confirmed = address.iter().any(|p| {
             let ip = match p {
                 libp2p::multiaddr::Protocol::Ip4(ip) => std::net::IpAddr::V4(ip),
@@ -1165,8 +1181,10 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
+                cause,
                 ..
             } => {
+                tracing::debug!(%peer_id, ?cause, "disconnected");
                 self.disc.disconnected(peer_id, now);
                 self.changed();
                 self.emit(Event::Disconnected(peer_id)).await

@@ -265,19 +265,26 @@ async fn a_validator_survives_garbage_from_a_peer() {
             outcome.starts_with("failed"),
             "{protocol}: garbage got an answer: {outcome}"
         );
-        let still_connected = tokio::time::timeout(Duration::from_secs(if malformed { 10 } else { 2 }), async {
-            while swarm.is_connected(&validator_id) {
-                swarm.select_next_some().await;
-            }
-        })
-        .await
-        .is_err();
+        let still_connected =
+            tokio::time::timeout(Duration::from_secs(if malformed { 10 } else { 2 }), async {
+                while swarm.is_connected(&validator_id) {
+                    swarm.select_next_some().await;
+                }
+            })
+            .await
+            .is_err();
         if malformed {
             // The validator hangs up on a peer that sends garbage.
-            assert!(!still_connected, "{protocol}: the garbage sender is still connected");
+            assert!(
+                !still_connected,
+                "{protocol}: the garbage sender is still connected"
+            );
         } else {
             // A stream that closed early is an ordinary failure: the peer stays.
-            assert!(still_connected, "{protocol}: a peer whose stream closed early was dropped");
+            assert!(
+                still_connected,
+                "{protocol}: a peer whose stream closed early was dropped"
+            );
         }
     }
     assert_eq!(
