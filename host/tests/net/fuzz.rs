@@ -261,8 +261,10 @@ async fn a_validator_survives_garbage_from_a_peer() {
         .await
         .expect("the validator neither answered nor dropped the stream");
         eprintln!("{protocol}: {outcome}");
+        // No answer: the request fails, or (a truncated request, whose stream the
+        // validator merely closes) the raw reader sees the stream end with no byte.
         assert!(
-            outcome.starts_with("failed"),
+            outcome.starts_with("failed") || (!malformed && outcome == "answered 0 bytes"),
             "{protocol}: garbage got an answer: {outcome}"
         );
         let still_connected =
