@@ -779,11 +779,13 @@ mod tests {
         assert_eq!(d.peers().len(), 1);
         // Known and connected: looked up again only when its record is re-signed.
         d.connected(p);
+        // (Last looked up at 5 s; the republish period is 120 s.)
         assert!(!d.should_look_up(p, now + Duration::from_secs(60)));
-        assert!(d.should_look_up(p, now + Duration::from_secs(121)));
+        assert!(!d.should_look_up(p, now + Duration::from_secs(124)));
+        assert!(d.should_look_up(p, now + Duration::from_secs(126)));
         // Lost: at the discovery rate again (it may have moved).
-        d.disconnected(p, now + Duration::from_secs(122));
-        assert!(d.should_look_up(p, now + Duration::from_secs(127)));
+        d.disconnected(p, now + Duration::from_secs(127));
+        assert!(d.should_look_up(p, now + Duration::from_secs(132)));
         d.prune(100 + ROLE_RECORD_TTL + 1, now);
         assert!(d.peers().is_empty());
         assert!(d.due(now).is_empty(), "an expired validator is no target");
