@@ -246,12 +246,9 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for name in [ETH_KEY] {
-                let path = dir.path().join("keys").join(name);
-                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-                assert_eq!(mode & 0o777, 0o600, "{name}");
-            }
             let path = dir.path().join("keys").join(ETH_KEY);
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{ETH_KEY}");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
             assert!(Identity::load_or_create(dir.path()).is_err());
         }
