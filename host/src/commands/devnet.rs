@@ -70,8 +70,12 @@ pub struct DevnetArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
     /// The validators' check budget: the most of a job's fuel re-executed beyond the 5 %
-    /// sample rate to check new workers, in percent (`smartnodes node --check-budget`).
-    #[arg(long, value_name = "PERCENT", default_value_t = 20.0)]
+    /// sample rate to check new workers, in percent (`smartnodes node --check-budget`,
+    /// whose default is 20). The devnet checks every result of a new worker by default
+    /// (100), so that its cheater is caught in every run; `--check-budget 20` runs it as a
+    /// node would, where a newcomer cheater in a crowd is caught with a probability
+    /// (ARCHITECTURE.md, "host: verification").
+    #[arg(long, value_name = "PERCENT", default_value_t = 100.0)]
     pub check_budget: f64,
 }
 

@@ -160,7 +160,8 @@ impl DevnetConfig {
             worker_slots: 2,
             lease: Duration::from_secs(3),
             sample_ppm: crate::roles::DEFAULT_SAMPLE_PPM,
-            check_budget_ppm: crate::roles::DEFAULT_CHECK_BUDGET_PPM,
+            // Every new worker's result checked: the devnet's cheater is caught every run.
+            check_budget_ppm: 1_000_000,
             job_timeout: Duration::from_secs(120),
         }
     }
