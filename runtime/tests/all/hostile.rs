@@ -248,7 +248,9 @@ fn wall_clock_backstop_is_an_error_not_a_verdict() {
             "{err}"
         );
         assert!(
-            took >= Duration::from_millis(300) && took < Duration::from_millis(1500),
+            // (A few ms of slack below the 300 ms deadline: the engine's deadline can
+            // start a moment before this test's clock does; once seen at 299.4 ms.)
+            took >= Duration::from_millis(290) && took < Duration::from_millis(1500),
             "{:?}: stopped after {took:?}",
             rt.config().metering
         );
