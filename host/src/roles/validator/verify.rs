@@ -579,18 +579,25 @@ mod tests {
         (spent.sampled as f64 / spent.accepted as f64, caught)
     }
 
+    /// 2,000 jobs with a 30 % cheater among `workers`: (mean cost, worst cost, share of
+    /// jobs in which it was caught).
+    fn trials(rng: &mut impl Rng, workers: usize, tasks: usize) -> (f64, f64, f64) {
+        let n = 2_000;
+        let (mut caught, mut worst, mut mean) = (0, 0.0f64, 0.0);
+        for _ in 0..n {
+            let (share, c) = job(rng, workers, tasks, 0.3);
+            worst = worst.max(share);
+            mean += share / n as f64;
+            caught += usize::from(c);
+        }
+        (mean, worst, caught as f64 / n as f64)
+    }
+
     #[test]
     fn a_crowd_of_new_workers_costs_the_budget_and_a_cheater_among_them_is_still_caught() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(22);
         // 50 new workers, 256 tasks: about 5 tasks each, all of them "new".
-        let trials = 2_000;
-        let (mut caught, mut worst, mut mean) = (0, 0.0f64, 0.0);
-        for _ in 0..trials {
-            let (share, c) = job(&mut rng, 50, 256, 0.3);
-            worst = worst.max(share);
-            mean += share / trials as f64;
-            caught += usize::from(c);
-        }
+        let (mean, worst, rate) = trials(&mut rng, 50, 256);
         // The cost: the budget on average (measured 20.3 %), over it by a few results at
         // worst (sampled at the base rate after the budget ran out; measured 21.1 %).
         assert!(mean < 0.2 + 1.0 / 256.0, "mean cost {mean}");
@@ -599,22 +606,14 @@ mod tests {
         // budget's probability: caught in a job about 1 - (1 - 0.2)^1.5 = 28 % of the time
         // (measured 27.6 %); over the 20 results it delivers in the 5 x 50 devnet's four
         // jobs, about 1 - 0.8^6 = 74 %. Far above the sample-rate bound (7 % a job).
-        let rate = caught as f64 / trials as f64;
         assert!(rate > 0.24, "caught in {rate} of jobs");
         // Three new workers, 64 tasks: the cost is the budget too, but each worker's share
         // of it is larger.
-        let (mut caught, mut worst, mut mean) = (0, 0.0f64, 0.0);
-        for _ in 0..trials {
-            let (share, c) = job(&mut rng, 3, 64, 0.3);
-            worst = worst.max(share);
-            mean += share / trials as f64;
-            caught += usize::from(c);
-        }
+        let (mean, worst, rate) = trials(&mut rng, 3, 64);
         // Measured: mean 20.6 %, worst 25 % (3 results over, on 64).
         assert!(mean < 0.2 + 1.0 / 64.0, "mean cost {mean}");
         assert!(worst < 0.2 + 4.0 / 64.0, "worst cost {worst}");
         // ~21 results, ~6 wrong, most of the budget spent on them early: measured 77 %.
-        let rate = caught as f64 / trials as f64;
         assert!(rate > 0.7, "caught in {rate} of jobs");
     }
 }
