@@ -279,6 +279,19 @@ impl Worker {
     }
 
     async fn on_assign(self: &Arc<Self>, validator: PeerId, a: Assignment) -> TaskResponse {
+        // Only a validator this worker registered with may give it work: otherwise any
+        // peer that can reach a worker would get free compute (issue 17).
+        if !self
+            .validators
+            .lock()
+            .expect("poisoned")
+            .contains(&validator)
+        {
+            tracing::debug!(%validator, "assignment from a peer that is not our validator refused");
+            return TaskResponse::Rejected {
+                reason: "not a validator this worker registered with".into(),
+            };
+        }
         if a.limits.check().is_err()
             || a.input_inline
                 .as_ref()

@@ -168,3 +168,50 @@ async fn workers_and_jobs_have_signed_records_in_the_dht() {
     session.close().await;
     net.stop().await;
 }
+
+/// A worker takes work only from a validator it registered with: a peer that is not one
+/// (here a bare client with its own key) is refused, and the worker runs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_an_assignment_from_a_peer_that_is_not_its_validator() {
+    use smartnodes::net::proto::{Assignment, TaskRequest, TaskResponse};
+    crate::common::init_logging();
+    let net = Network::start(NetworkConfig {
+        workers: 1,
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(net.wait_for_workers(1, Duration::from_secs(20)).await);
+    let worker = &net.workers[0];
+    let (stranger, _events, _) = smartnodes::net::start(
+        libp2p::identity::Keypair::generate_secp256k1(),
+        Some("/ip4/127.0.0.1/tcp/0".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    let peer = stranger.dial(worker.addr()).await.unwrap();
+    assert_eq!(peer, worker.peer_id());
+    let assignment = Assignment {
+        job_id: [7; 32],
+        index: 0,
+        module: [1; 32],
+        input: [2; 32],
+        input_inline: Some(b"to be or not to be".to_vec()),
+        limits: JobLimits::default(),
+        lease_ms: 3_000,
+    };
+    let answer = stranger
+        .task(peer, TaskRequest::Assign(assignment))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&answer, TaskResponse::Rejected { reason } if reason.contains("not a validator")),
+        "{answer:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No task-run sample at all (the family is empty until a task runs).
+    let text = worker.metrics.encode();
+    assert!(!text.contains("smartnodes_tasks_run_total{"), "{text}");
+    stranger.shutdown().await;
+    net.stop().await;
+}
