@@ -56,8 +56,24 @@ pub enum Command {
     /// worker. Exit status: 0 all tasks completed, 1 some ended otherwise, 2 an error.
     Submit(crate::commands::submit::SubmitArgs),
     /// Show a validator's jobs, their tasks and workers.
+    ///
+    /// Jobs are their owners': a job's status (and its place in the list) is shown only to
+    /// the key that submitted it (--key-file); workers and fraud proofs are public.
     Status(crate::commands::status::StatusArgs),
-    /// Show a node's peer id and Ethereum address (creating its keys on first use).
+    /// Fetch a job's outputs and receipts again, as its owner (the key it was submitted
+    /// with), after `submit` exited.
+    ///
+    /// Writes the files `submit` writes (DIR/INDEX.out, DIR/INDEX.receipt, the evidence of
+    /// withdrawn results, DIR/summary.json), each output checked against its worker's
+    /// signed receipt; results withdrawn after a fraud proof are the re-runs'. Exit status:
+    /// 0 all tasks completed, 1 some ended otherwise, 2 an error (a key that does not own
+    /// the job is refused).
+    Results(crate::commands::results::ResultsArgs),
+    /// Show a node's peer id and Ethereum address (creating its keys on first use), or
+    /// create and show a user's key file (`keys new`, `keys show`).
+    ///
+    /// A user's key owns the jobs it submits (`submit --key-file`): only it may read their
+    /// status and results again (`status`, `results`).
     Keys(crate::commands::keys::KeysArgs),
     /// Deploy the contracts on a JSON-RPC chain, or fund accounts (devnets and tests).
     Chain(crate::commands::chain::ChainCommand),

@@ -73,6 +73,11 @@ impl Identity {
         Identity::from_eth(k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
     }
 
+    /// The identity of a chain signer (a `--key-file`): the same key as peer id.
+    pub fn from_signer(signer: &smartnodes_contracts::PrivateKeySigner) -> Identity {
+        Identity::from_eth(signer.credential().clone())
+    }
+
     fn from_eth(eth: k256::ecdsa::SigningKey) -> Identity {
         Identity {
             keypair: libp2p_keypair(&eth),
@@ -91,26 +96,51 @@ impl Identity {
         set_mode(&dir, 0o700).map_err(io(&dir))?;
 
         let eth_path = dir.join(ETH_KEY);
-        let eth = match std::fs::read_to_string(&eth_path) {
-            Ok(text) => {
-                check_mode(&eth_path)?;
-                let invalid = |reason: String| IdentityError::Invalid {
-                    path: eth_path.clone(),
-                    reason,
-                };
-                let bytes = hex::decode(text.trim().trim_start_matches("0x"))
-                    .map_err(|e| invalid(e.to_string()))?;
-                k256::ecdsa::SigningKey::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?
+        match Identity::load_file(&eth_path) {
+            Err(IdentityError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Identity::create_file(&eth_path)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
-                let text = format!("0x{}\n", hex::encode(key.to_bytes()));
-                write_private(&eth_path, text.as_bytes()).map_err(io(&eth_path))?;
-                key
-            }
-            Err(e) => return Err(io(&eth_path)(e)),
+            other => other,
+        }
+    }
+
+    /// Loads a key file (a user's `smartnodes keys new`, or a node's `keys/eth.key`): the
+    /// secp256k1 secret in hex, `0x` optional, readable by its owner only.
+    pub fn load_file(path: &Path) -> Result<Identity, IdentityError> {
+        let text = std::fs::read_to_string(path).map_err(|source| IdentityError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        check_mode(path)?;
+        let invalid = |reason: String| IdentityError::Invalid {
+            path: path.to_path_buf(),
+            reason,
         };
+        let bytes = hex::decode(text.trim().trim_start_matches("0x"))
+            .map_err(|e| invalid(e.to_string()))?;
+        let eth =
+            k256::ecdsa::SigningKey::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
         Ok(Identity::from_eth(eth))
+    }
+
+    /// Creates a new key in the file `path` (mode 0600, written to a temporary name and
+    /// renamed); refuses to replace an existing file, which may be someone's only key.
+    pub fn create_file(path: &Path) -> Result<Identity, IdentityError> {
+        if path.exists() {
+            return Err(IdentityError::Invalid {
+                path: path.to_path_buf(),
+                reason: "the file exists; a new key never replaces one".into(),
+            });
+        }
+        let key = k256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let text = format!("0x{}\n", hex::encode(key.to_bytes()));
+        write_private(path, text.as_bytes()).map_err(|source| IdentityError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Identity::from_eth(key))
     }
 
     /// The libp2p keypair (secp256k1, the same key as the chain account).
@@ -234,6 +264,30 @@ mod tests {
             checksum_address(&eth_address_of(&key)),
             "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
         );
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_and_loads_as_the_same_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user.key");
+        let made = Identity::create_file(&path).unwrap();
+        let loaded = Identity::load_file(&path).unwrap();
+        assert_eq!(made.peer_id(), loaded.peer_id());
+        assert_eq!(made.eth_address(), loaded.eth_address());
+        assert!(matches!(
+            Identity::create_file(&path),
+            Err(IdentityError::Invalid { .. })
+        ));
+        assert_eq!(
+            Identity::load_file(&path).unwrap().peer_id(),
+            made.peer_id()
+        );
+        std::fs::write(dir.path().join("bad.key"), "0xnothex").unwrap();
+        set_mode(&dir.path().join("bad.key"), 0o600).unwrap();
+        assert!(matches!(
+            Identity::load_file(&dir.path().join("bad.key")),
+            Err(IdentityError::Invalid { .. })
+        ));
     }
 
     #[test]

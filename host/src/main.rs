@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Node(args) => smartnodes::commands::node::run(args),
         Command::Submit(args) => smartnodes::commands::submit::run(args),
         Command::Status(args) => smartnodes::commands::status::run(args),
+        Command::Results(args) => smartnodes::commands::results::run(args),
         Command::Keys(args) => smartnodes::commands::keys::run(args),
         Command::Chain(args) => smartnodes::commands::chain::run(args),
         Command::Claim(args) => smartnodes::commands::chain::claim(args),

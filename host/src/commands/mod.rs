@@ -8,6 +8,7 @@ pub mod keys;
 pub mod new;
 pub mod node;
 pub mod peers;
+pub mod results;
 pub mod run;
 pub mod status;
 pub mod submit;

@@ -13,7 +13,8 @@ pub struct StatusArgs {
     /// The validator; `/p2p/<peer id>` is optional.
     #[arg(long, value_name = "MULTIADDR")]
     pub validator: Multiaddr,
-    /// One job (64 hex digits): lists its tasks too.
+    /// One job (64 hex digits): lists its tasks too. Only the key that submitted a job
+    /// (--key-file) may see it; the list without a job shows that key's jobs.
     pub job_id: Option<String>,
     /// Print JSON.
     #[arg(long)]
@@ -28,28 +29,24 @@ pub struct StatusArgs {
 /// Runs the command.
 pub fn run(args: StatusArgs) -> Result<u8> {
     let job = match &args.job_id {
-        Some(hex_id) => {
-            let bytes = hex::decode(hex_id).context("the job id is not hex")?;
-            Some(
-                <[u8; 32]>::try_from(bytes.as_slice())
-                    .map_err(|_| anyhow::anyhow!("a job id has 32 bytes"))?,
-            )
-        }
+        Some(hex_id) => Some(super::evidence::parse_hash(hex_id).context("the job id")?),
         None => None,
     };
+    // The user's key is both who asks (a job's status is its owner's) and, with a chain,
+    // the account that reads it.
+    let identity = super::keys::user_identity(args.chain.key_file.as_deref())?;
+    let mut chain_args = args.chain.clone();
+    chain_args.key_file = None;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let session = UserSession::connect(args.validator.clone())
+        let session = UserSession::connect_as(args.validator.clone(), identity.clone())
             .await
             .with_context(|| format!("connecting to {}", args.validator))?;
         let answer = session.status(job).await.context("asking for the status")?;
-        let chain = match args
-            .chain
-            .resolve(&crate::identity::Identity::ephemeral())?
-        {
+        let chain = match chain_args.resolve(&identity)? {
             Some((config, signer)) => Some(chain_status(&config, signer, &session).await?),
             None => None,
         };

@@ -6,7 +6,7 @@
 //! `replaced` in the summary.
 
 use crate::evidence::ReceiptFile;
-use crate::net::proto::{JobLimits, TaskSpec};
+use crate::net::proto::{Hash, JobLimits, TaskSpec};
 use crate::roles::user::{JobRequestSpec, UserSession};
 use anyhow::{Context, Result};
 use libp2p::Multiaddr;
@@ -38,7 +38,7 @@ pub struct SubmitArgs {
     pub out: PathBuf,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Ask the validator to re-execute at least this share of the results, in percent
     /// (default: the validator's own rate, 5 % unless it says otherwise).
     #[arg(long, value_name = "PERCENT")]
@@ -46,6 +46,11 @@ pub struct SubmitArgs {
     /// Give up after this many seconds without a new result.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+    /// Submit as this user (a file from `smartnodes keys new`): the job is owned by its key,
+    /// so `status` and `results` with the same file can read it again later. Without it, a
+    /// fresh key that lives only as long as this command.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Runs the command: 0 when every task completed, 1 when some ended with another verdict.
@@ -77,72 +82,103 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let identity = super::keys::user_identity(args.key_file.as_deref())?;
     runtime.block_on(async move {
         let session = match &args.validator {
-            Some(validator) => UserSession::connect(validator.clone())
+            Some(validator) => UserSession::connect_as(validator.clone(), identity)
                 .await
                 .with_context(|| format!("connecting to {validator}"))?,
-            None => UserSession::discover(args.bootstrap.clone(), Duration::from_secs(30))
-                .await
-                .context("finding a validator")?,
+            None => {
+                UserSession::discover_as(args.bootstrap.clone(), Duration::from_secs(30), identity)
+                    .await
+                    .context("finding a validator")?
+            }
         };
         let total = job.inputs.len();
         let job_id = session.submit(&job).await.context("submitting the job")?;
         eprintln!("job {} submitted: {total} tasks", hex::encode(job_id));
-        let out = args.out.clone();
-        let mut write_error = None;
-        // Evidence (issue 21): what each receipt commits to, and who delivered results.
         let module_hash = sha256(&job.module);
         let input_hashes: Vec<_> = job.inputs.iter().map(|i| sha256(i)).collect();
+        let fetched = Fetch {
+            job_id,
+            module: module_hash,
+            inputs: &input_hashes,
+            limits: job.limits,
+            out: &args.out,
+            timeout: Duration::from_secs(args.timeout),
+            json: args.json,
+        };
+        let code = fetched.run(&session).await;
+        session.close().await;
+        code
+    })
+}
+
+/// Waits for a job's results and files them (shared by `submit` and `results`): each
+/// output in `DIR/<index>.out`, its receipt in `DIR/<index>.receipt`, the evidence of every
+/// withdrawn result, `DIR/summary.json`, and the summary on stdout.
+pub(crate) struct Fetch<'a> {
+    pub(crate) job_id: Hash,
+    pub(crate) module: Hash,
+    pub(crate) inputs: &'a [Hash],
+    pub(crate) limits: JobLimits,
+    pub(crate) out: &'a std::path::Path,
+    pub(crate) timeout: Duration,
+    pub(crate) json: bool,
+}
+
+impl Fetch<'_> {
+    /// 0 when every task completed, 1 when some ended with another verdict.
+    pub(crate) async fn run(&self, session: &UserSession) -> Result<u8> {
+        let job_id = self.job_id;
+        let total = self.inputs.len();
+        let out = self.out;
+        let mut write_error = None;
+        // Evidence (issue 21): what each receipt commits to, and who delivered results.
         let mut workers = std::collections::HashSet::new();
         let report = session
-            .wait(
-                job_id,
-                total as u32,
-                Duration::from_secs(args.timeout),
-                |t, done| {
-                    let path = out.join(format!("{}.out", t.index));
-                    if let Err(e) = std::fs::write(&path, &t.output) {
-                        write_error.get_or_insert(format!("{}: {e}", path.display()));
-                    }
-                    workers.insert(t.worker.to_string());
-                    let receipt = ReceiptFile {
-                        task: TaskSpec {
-                            job_id,
-                            index: t.index,
-                            module: module_hash,
-                            input: input_hashes[t.index as usize],
-                            limits: job.limits,
-                        },
-                        receipt: t.receipt.clone(),
-                    };
-                    let path = out.join(format!("{}.receipt", t.index));
-                    if let Err(e) = std::fs::write(&path, receipt.to_bytes()) {
-                        write_error.get_or_insert(format!("{}: {e}", path.display()));
-                    }
-                    eprintln!(
-                        "[{done}/{total}] task {} {} fuel {} by {}",
-                        t.index,
-                        t.verdict(),
-                        t.receipt.body.fuel_used,
-                        t.worker
-                    );
-                },
-            )
+            .wait(job_id, total as u32, self.timeout, |t, done| {
+                let path = out.join(format!("{}.out", t.index));
+                if let Err(e) = std::fs::write(&path, &t.output) {
+                    write_error.get_or_insert(format!("{}: {e}", path.display()));
+                }
+                workers.insert(t.worker.to_string());
+                let receipt = ReceiptFile {
+                    task: TaskSpec {
+                        job_id,
+                        index: t.index,
+                        module: self.module,
+                        input: self.inputs[t.index as usize],
+                        limits: self.limits,
+                    },
+                    receipt: t.receipt.clone(),
+                };
+                let path = out.join(format!("{}.receipt", t.index));
+                if let Err(e) = std::fs::write(&path, receipt.to_bytes()) {
+                    write_error.get_or_insert(format!("{}: {e}", path.display()));
+                }
+                eprintln!(
+                    "[{done}/{total}] task {} {} fuel {} by {}",
+                    t.index,
+                    t.verdict(),
+                    t.receipt.body.fuel_used,
+                    t.worker
+                );
+            })
             .await
             .context("waiting for the results")?;
         if let Some(e) = write_error {
             anyhow::bail!("writing an output: {e}");
         }
         let mut summary = report.to_json();
-        let evidence = super::evidence::save_withdrawn(&session, job_id, &workers, &args.out).await;
+        let evidence = super::evidence::save_withdrawn(session, job_id, &workers, out).await;
         summary["evidence"] = serde_json::json!(evidence);
-        let path = args.out.join("summary.json");
+        let path = out.join("summary.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
         let all_completed = report.tasks.iter().all(|t| t.verdict() == "completed");
         let mut stdout = std::io::stdout().lock();
-        if args.json {
+        if self.json {
             writeln!(stdout, "{summary}")?;
         } else {
             writeln!(
@@ -150,7 +186,7 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
                 "job {}: {} tasks, outputs in {}",
                 hex::encode(job_id),
                 report.tasks.len(),
-                args.out.display()
+                out.display()
             )?;
             for r in &report.replaced {
                 writeln!(
@@ -160,7 +196,6 @@ pub fn run(args: SubmitArgs) -> Result<u8> {
                 )?;
             }
         }
-        session.close().await;
         Ok(if all_completed { 0 } else { 1 })
-    })
+    }
 }

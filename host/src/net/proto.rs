@@ -325,6 +325,12 @@ pub enum JobRequest {
         /// The first epoch wanted.
         from: u64,
     },
+    /// A job's spec (its owner only): what `smartnodes results` needs to check and file the
+    /// receipts of a job submitted by an earlier process.
+    Spec {
+        /// The job.
+        job: Hash,
+    },
 }
 
 /// `/smartnodes/job/1` responses.
@@ -364,6 +370,8 @@ pub enum JobResponse {
         /// [`limits::MAX_TASKS`]); a caller holding one drops it and asks again.
         revoked: Vec<Hash>,
     },
+    /// A job's spec (answer to [`JobRequest::Spec`]).
+    Spec(Box<JobSpec>),
 }
 
 /// A job as `status` shows it.

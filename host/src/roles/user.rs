@@ -171,7 +171,15 @@ impl UserSession {
         bootstrap: Vec<Multiaddr>,
         timeout: Duration,
     ) -> Result<UserSession, UserError> {
-        let identity = Identity::ephemeral();
+        UserSession::discover_as(bootstrap, timeout, Identity::ephemeral()).await
+    }
+
+    /// [`UserSession::discover`] with the user's own key (see [`UserSession::connect_as`]).
+    pub async fn discover_as(
+        bootstrap: Vec<Multiaddr>,
+        timeout: Duration,
+        identity: Identity,
+    ) -> Result<UserSession, UserError> {
         let store = Store::temporary()?;
         let config = net::NetConfig {
             listen: None,
@@ -292,6 +300,25 @@ impl UserSession {
             .client
             .job(self.validator(), JobRequest::Status { job })
             .await?)
+    }
+
+    /// The spec of a job this session's key owns (`Rejected` for anyone else's).
+    pub async fn spec(&self, job: Hash) -> Result<JobSpec, UserError> {
+        match self
+            .client
+            .job(self.validator(), JobRequest::Spec { job })
+            .await?
+        {
+            JobResponse::Spec(spec) if spec.id() == job => Ok(*spec),
+            JobResponse::Spec(_) => Err(UserError::Unexpected),
+            JobResponse::Rejected { reason } => Err(UserError::Rejected(reason)),
+            _ => Err(UserError::Unexpected),
+        }
+    }
+
+    /// The peer id this session acts as (the owner of the jobs it submits).
+    pub fn peer_id(&self) -> PeerId {
+        self.client.peer_id()
     }
 
     /// Epochs (issue 6): the validator's executed epochs' contents from `from` on.

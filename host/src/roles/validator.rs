@@ -75,6 +75,20 @@ struct State {
     pending_checks: HashMap<Hash, u32>,
     /// Workers proven frauds (peer id → proof id), mirrored from sled.
     blacklist: HashMap<PeerId, Hash>,
+    /// The last worker of each task taken back from it (lease expired, worker dropped,
+    /// validator restarted) and not done yet: its late result is still accepted, as the
+    /// current holder's is; anyone else's is refused (issue 17).
+    former: HashMap<TaskId, PeerId>,
+}
+
+/// Whether `peer` may deliver the result of task `id`, whose record is `task`: the worker
+/// it is assigned to, or the one it was last taken back from.
+fn may_deliver(st: &State, id: &TaskId, task: &TaskRecord, peer: &PeerId) -> bool {
+    match &task.state {
+        TaskState::Assigned { worker } if *worker == peer.to_bytes() => true,
+        TaskState::Done { .. } => true, // a duplicate, answered as one
+        _ => st.former.get(id) == Some(peer),
+    }
 }
 
 /// A running validator.
@@ -228,6 +242,11 @@ impl Validator {
                     if matches!(task.state, TaskState::Done { .. }) {
                         continue;
                     }
+                    if let TaskState::Assigned { worker } = &task.state {
+                        if let Some(worker) = peer_of(worker) {
+                            st.former.insert(id, worker);
+                        }
+                    }
                     if task.state != TaskState::Queued {
                         task.state = TaskState::Queued;
                         self.store.tasks.insert(&key, &task)?;
@@ -298,9 +317,34 @@ impl Validator {
                     Err(reason) => JobResponse::Rejected { reason },
                 })
             }
-            Request::Job(JobRequest::Status { job }) => Response::Job(self.status(job)),
+            // A job's status, results and spec are its owner's (issue 17); the job list
+            // shows each caller its own jobs.
+            Request::Job(JobRequest::Status { job }) => Response::Job(match job {
+                Some(id) => match self.owned(&peer, &id) {
+                    Ok(()) => self.status(Some(id), &peer),
+                    Err(refusal) => refusal,
+                },
+                None => self.status(None, &peer),
+            }),
             Request::Job(JobRequest::Results { job, have }) => {
-                Response::Job(self.results(&job, &have))
+                Response::Job(match self.owned(&peer, &job) {
+                    Ok(()) => self.results(&job, &have),
+                    Err(refusal) => refusal,
+                })
+            }
+            Request::Job(JobRequest::Spec { job }) => {
+                Response::Job(match self.owned(&peer, &job) {
+                    Ok(()) => match self.store.jobs.get(&job) {
+                        Ok(Some(record)) => JobResponse::Spec(Box::new(record.spec)),
+                        Ok(None) => JobResponse::Rejected {
+                            reason: "unknown job".into(),
+                        },
+                        Err(e) => JobResponse::Rejected {
+                            reason: e.to_string(),
+                        },
+                    },
+                    Err(refusal) => refusal,
+                })
             }
             // Epochs (issue 6).
             Request::Job(JobRequest::Epochs { from }) => Response::Job(match &self.epochs {
@@ -603,6 +647,11 @@ impl Validator {
         let key = task_key(&id.0, id.1);
         match self.store.tasks.get(&key) {
             Ok(Some(mut task)) if !matches!(task.state, TaskState::Done { .. }) => {
+                if let TaskState::Assigned { worker } = &task.state {
+                    if let Some(worker) = peer_of(worker) {
+                        st.former.insert(id, worker);
+                    }
+                }
                 task.state = TaskState::Queued;
                 let _ = self.store.tasks.insert(&key, &task);
                 let _ = self.store.leases.remove(&key);
@@ -846,6 +895,17 @@ impl Validator {
             Some(task) if task.commitment() == body.task => task,
             _ => return reject("the receipt does not commit to the task as assigned".into()),
         };
+        // Only the worker the task was given to delivers it (checked again when recorded).
+        match self.store.tasks.get(&key) {
+            Ok(Some(record)) => {
+                let st = self.state.lock().expect("poisoned");
+                if !may_deliver(&st, &id, &record, &peer) {
+                    return reject("this task is not assigned to you".into());
+                }
+            }
+            Ok(None) => return reject("no such task".into()),
+            Err(e) => return reject(e.to_string()),
+        }
         // Refused before it is acknowledged, and proven a fraud by its form alone: no
         // honest node of this network signs for another engine or claims more fuel than
         // the task's limit (verify.rs).
@@ -891,6 +951,9 @@ impl Validator {
             };
             if matches!(task.state, TaskState::Done { .. }) {
                 return ResultResponse::Ok; // a duplicate: already recorded once
+            }
+            if !may_deliver(&st, &id, &task, &peer) {
+                return reject("this task is not assigned to you".into());
             }
             // Blacklisted while this result was on its way in (the check above ran before
             // the await points): `convict` inserts into the blacklist under this lock and
@@ -944,6 +1007,7 @@ impl Validator {
                     w.running.remove(&id);
                     w.reputation += 1;
                 }
+                st.former.remove(&id);
                 Ok(finished)
             };
             let finished = match record(&mut st) {
@@ -998,6 +1062,25 @@ impl Validator {
             };
         }
         ResultResponse::Ok
+    }
+
+    /// Whether `peer` owns the job `job` (submitted it with its key): `Err` is the answer
+    /// to give when it does not, or when the job is unknown.
+    fn owned(&self, peer: &PeerId, job: &Hash) -> Result<(), JobResponse> {
+        let refuse = |reason: String| Err(JobResponse::Rejected { reason });
+        match self.store.jobs.get(job) {
+            Ok(Some(record)) if record.spec.owner == peer.to_bytes() => Ok(()),
+            Ok(Some(_)) => {
+                tracing::debug!(%peer, job = %hex::encode(job), "a job's data asked for by a peer that does not own it");
+                refuse(
+                    "only the job's owner may read its status and results (submit and ask \
+                     with the same --key-file)"
+                        .into(),
+                )
+            }
+            Ok(None) => refuse("unknown job".into()),
+            Err(e) => refuse(e.to_string()),
+        }
     }
 
     fn results(&self, job: &Hash, have: &[u8]) -> JobResponse {
@@ -1072,7 +1155,9 @@ impl Validator {
         }
     }
 
-    fn status(&self, job: Option<Hash>) -> JobResponse {
+    /// The status of one job (its ownership checked by the caller), or of every job that
+    /// `caller` owns, with the workers and fraud proofs (public).
+    fn status(&self, job: Option<Hash>, caller: &PeerId) -> JobResponse {
         let st = self.state.lock().expect("poisoned");
         let mut workers: Vec<WorkerStatus> = st
             .workers
@@ -1139,7 +1224,12 @@ impl Validator {
                 Err(e) => return fail(e),
             },
             None => match self.store.jobs.scan(&[]) {
-                Ok(j) => j,
+                Ok(j) => {
+                    let caller = caller.to_bytes();
+                    j.into_iter()
+                        .filter(|(_, r)| r.spec.owner == caller)
+                        .collect()
+                }
                 Err(e) => return fail(e),
             },
         };

@@ -215,3 +215,79 @@ async fn a_worker_refuses_an_assignment_from_a_peer_that_is_not_its_validator() 
     stranger.shutdown().await;
     net.stop().await;
 }
+
+/// A result is taken only from the worker its task was given to: a peer that computed a
+/// task of someone's job correctly, unasked, and signed a valid receipt for it, is refused,
+/// and the task stays the scheduler's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_from_a_peer_the_task_was_not_given_to_is_refused() {
+    use smartnodes::net::proto::{
+        JobSpec, Receipt, ReceiptBody, ResultResponse, TaskResult, TaskSpec,
+    };
+    use smartnodes_runtime::{Allocator, Runtime, RuntimeConfig, TaskInput};
+    crate::common::init_logging();
+    // No worker: the job's tasks wait in the queue, assigned to nobody.
+    let net = Network::start(NetworkConfig {
+        workers: 0,
+        ..NetworkConfig::default()
+    })
+    .await
+    .unwrap();
+    let session = UserSession::connect(net.validator_addr()).await.unwrap();
+    let input = b"no one asked me to count these words".to_vec();
+    let job = JobRequestSpec {
+        sample_ppm: 0,
+        module: smartnodes_examples::WORDCOUNT.to_vec(),
+        inputs: vec![input.clone()],
+        limits: JobLimits::default(),
+    };
+    let job_id = session.submit(&job).await.unwrap();
+    let spec = session.spec(job_id).await.unwrap();
+
+    // The stranger runs the task exactly as a worker would and signs for it.
+    let runtime = Runtime::new(RuntimeConfig {
+        allocator: Allocator::OnDemand,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let ran = runtime
+        .run(
+            smartnodes_examples::WORDCOUNT,
+            &TaskInput::new(input).with_seed(JobSpec::seed(&job_id, 0)),
+            &spec.limits.to_runtime(),
+        )
+        .unwrap();
+    let key = libp2p::identity::Keypair::generate_secp256k1();
+    let body = ReceiptBody {
+        job_id,
+        index: 0,
+        task: TaskSpec::of(&spec, job_id, 0).unwrap().commitment(),
+        verdict: ran.verdict.code(),
+        output_hash: ran.output_hash,
+        fuel_used: ran.fuel_used,
+        engine: runtime.fingerprint().0,
+        worker: key.public().to_peer_id().to_bytes(),
+    };
+    let result = TaskResult {
+        receipt: Receipt::sign(body, &key),
+        output: Some(ran.output),
+    };
+    let (stranger, _events, _) =
+        smartnodes::net::start(key, Some("/ip4/127.0.0.1/tcp/0".parse().unwrap()))
+            .await
+            .unwrap();
+    let validator = stranger.dial(net.validator_addr()).await.unwrap();
+    let answer = stranger.result(validator, result).await.unwrap();
+    assert!(
+        matches!(&answer, ResultResponse::Rejected { reason } if reason.contains("not assigned to you")),
+        "{answer:?}"
+    );
+    let JobResponse::Status { jobs, .. } = session.status(Some(job_id)).await.unwrap() else {
+        panic!("no status");
+    };
+    assert_eq!(jobs[0].done, 0, "{:?}", jobs[0]);
+    assert_eq!(jobs[0].tasks[0].state, "queued");
+    stranger.shutdown().await;
+    session.close().await;
+    net.stop().await;
+}

@@ -39,10 +39,23 @@ struct NodeProc {
 }
 
 fn spawn_node(role: &str, dir: &Path, listen: &str, bootstrap: &[&str], name: &str) -> NodeProc {
+    spawn_node_with(role, dir, listen, bootstrap, name, &[])
+}
+
+/// [`spawn_node`] with more `smartnodes node` arguments.
+fn spawn_node_with(
+    role: &str,
+    dir: &Path,
+    listen: &str,
+    bootstrap: &[&str],
+    name: &str,
+    extra: &[&str],
+) -> NodeProc {
     let mut cmd = Command::new(BIN);
     cmd.args(["node", "--role", role, "--data-dir"])
         .arg(dir)
         .args(["--listen", listen, "--workers-slots", "2", "--lease", "1.5"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -88,7 +101,29 @@ fn write_inputs(dir: &Path, inputs: &[Vec<u8>]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Starts `smartnodes submit`; returns the process and a channel of its progress lines.
+/// Creates a user's key file with `smartnodes keys new`; returns its peer id.
+fn new_key(path: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["keys", "new", "--json", "--out"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    shown["peer_id"].as_str().unwrap().to_string()
+}
+
+/// The key file `spawn_submit` submits `out`'s job with (created by it).
+fn key_of(out: &Path) -> PathBuf {
+    out.with_extension("key")
+}
+
+/// Starts `smartnodes submit` as the user whose key is [`key_of`]`(out)` (a new one);
+/// returns the process and a channel of its progress lines.
 fn spawn_submit(
     module: &Path,
     inputs: &[PathBuf],
@@ -99,8 +134,12 @@ fn spawn_submit(
     mpsc::Receiver<String>,
     std::thread::JoinHandle<String>,
 ) {
+    new_key(&key_of(out));
     let mut cmd = Command::new(BIN);
-    cmd.arg("submit").arg(module);
+    cmd.arg("submit")
+        .arg(module)
+        .arg("--key-file")
+        .arg(key_of(out));
     for input in inputs {
         cmd.arg("--input").arg(input);
     }
@@ -207,9 +246,18 @@ fn check_outputs(summary: &serde_json::Value, module: &Path, inputs: &[PathBuf],
     }
 }
 
-fn status_json(validator: &str, job: &str) -> serde_json::Value {
+/// `smartnodes status` of one job, as the user whose key is `key`.
+fn status_json(validator: &str, job: &str, key: &Path) -> serde_json::Value {
     let out = Command::new(BIN)
-        .args(["status", "--validator", validator, job, "--json"])
+        .args([
+            "status",
+            "--validator",
+            validator,
+            job,
+            "--json",
+            "--key-file",
+        ])
+        .arg(key)
         .output()
         .unwrap();
     assert!(
@@ -244,7 +292,7 @@ fn fifty_wordcount_tasks_across_processes() {
     assert_eq!(on_disk, summary);
 
     let job = summary["job_id"].as_str().unwrap();
-    let status = status_json(&v.addr, job);
+    let status = status_json(&v.addr, job, &key_of(&out));
     assert_eq!(status["jobs"][0]["state"], "done");
     assert_eq!(status["jobs"][0]["done"], 50);
     assert_eq!(status["workers"].as_array().unwrap().len(), 3);
@@ -277,7 +325,7 @@ fn a_worker_killed_mid_job_loses_nothing() {
     let summary = finish_submit(proc, stdout, Duration::from_secs(120));
     check_outputs(&summary, &module, &inputs, &out);
     let job = summary["job_id"].as_str().unwrap();
-    let status = status_json(&v.addr, job);
+    let status = status_json(&v.addr, job, &key_of(&out));
     assert_eq!(status["jobs"][0]["done"], 40, "each task counted once");
     assert_eq!(status["workers"].as_array().unwrap().len(), 2);
 }
@@ -304,7 +352,7 @@ fn the_only_worker_killed_and_restarted_resumes_its_work() {
     let tasks = summary["tasks"].as_array().unwrap();
     assert!(tasks.iter().all(|t| t["worker"] == peer.as_str()));
     let job = summary["job_id"].as_str().unwrap();
-    let status = status_json(&v.addr, job);
+    let status = status_json(&v.addr, job, &key_of(&out));
     assert_eq!(status["jobs"][0]["done"], 20, "each task counted once");
     drop(w2);
 }
@@ -340,7 +388,7 @@ fn a_validator_killed_and_restarted_resumes_its_jobs() {
     let summary = finish_submit(proc, stdout, Duration::from_secs(120));
     check_outputs(&summary, &module, &inputs, &out);
     let job = summary["job_id"].as_str().unwrap();
-    let status = status_json(&v2.addr, job);
+    let status = status_json(&v2.addr, job, &key_of(&out));
     assert_eq!(status["jobs"][0]["state"], "done");
     assert_eq!(status["jobs"][0]["done"], 30, "each task counted once");
     drop(workers);
@@ -395,4 +443,162 @@ fn a_node_shuts_down_cleanly_on_sigterm_and_sigint() {
         };
         assert!(status.success(), "{role} after {signal}: {status}");
     }
+}
+
+/// `smartnodes results` after `submit` exited gives its owner the same outputs, the one a
+/// cheater's result was replaced in included; another key and a fresh one are refused.
+#[test]
+fn results_after_submit_exited_are_the_owners_and_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listen = "/ip4/127.0.0.1/tcp/0";
+    // Every result of a new worker is checked (check budget 100 %), so the cheater's first
+    // wrong output is withdrawn while the job runs.
+    let v = spawn_node_with(
+        "validator",
+        &tmp.path().join("v"),
+        listen,
+        &[],
+        "validator",
+        &["--check-budget", "100"],
+    );
+    let mut workers: Vec<NodeProc> = (0..2)
+        .map(|i| {
+            let name = format!("worker{i}");
+            spawn_node("worker", &tmp.path().join(&name), listen, &[&v.addr], &name)
+        })
+        .collect();
+    workers.push(spawn_node_with(
+        "worker",
+        &tmp.path().join("cheater"),
+        listen,
+        &[&v.addr],
+        "cheater",
+        &["--cheat", "wrong-output"],
+    ));
+    let module = write_module(tmp.path(), "wordcount", smartnodes_examples::WORDCOUNT);
+    let inputs = write_inputs(tmp.path(), &wordcount_inputs(30));
+    let out = tmp.path().join("out");
+    let (proc, _progress, stdout) = spawn_submit(&module, &inputs, &v.addr, &out);
+    let summary = finish_submit(proc, stdout, Duration::from_secs(90));
+    check_outputs(&summary, &module, &inputs, &out);
+    let replaced = summary["replaced"].as_array().expect("replaced");
+    assert!(!replaced.is_empty(), "the cheater's results: {summary}");
+    let job = summary["job_id"].as_str().unwrap();
+
+    let results = |key: &Path, dir: &Path| {
+        Command::new(BIN)
+            .args([
+                "results",
+                job,
+                "--validator",
+                &v.addr,
+                "--json",
+                "--key-file",
+            ])
+            .arg(key)
+            .arg("--out")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let again = tmp.path().join("again");
+    let fetched = results(&key_of(&out), &again);
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let fetched: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
+    assert_eq!(fetched["job_id"], summary["job_id"]);
+    check_outputs(&fetched, &module, &inputs, &again);
+    for i in 0..inputs.len() {
+        for file in [format!("{i}.out"), format!("{i}.receipt")] {
+            assert_eq!(
+                std::fs::read(out.join(&file)).unwrap(),
+                std::fs::read(again.join(&file)).unwrap(),
+                "{file}"
+            );
+        }
+    }
+    for r in replaced {
+        let i = r["index"].as_u64().unwrap() as usize;
+        assert_eq!(
+            fetched["tasks"][i], summary["tasks"][i],
+            "replaced task {i}"
+        );
+    }
+
+    // Another user's key: refused, and nothing written.
+    let stranger = tmp.path().join("stranger.key");
+    new_key(&stranger);
+    let denied = results(&stranger, &tmp.path().join("denied"));
+    assert_eq!(denied.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&denied.stderr);
+    assert!(why.contains("only the job's owner"), "{why}");
+    assert!(!tmp.path().join("denied").join("0.out").exists());
+    let status = Command::new(BIN)
+        .args([
+            "status",
+            "--validator",
+            &v.addr,
+            job,
+            "--json",
+            "--key-file",
+        ])
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(2));
+    let listed = Command::new(BIN)
+        .args(["status", "--validator", &v.addr, "--json", "--key-file"])
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["jobs"].as_array().unwrap().len(), 0, "{listed}");
+    assert_eq!(
+        listed["workers"].as_array().unwrap().len(),
+        3,
+        "workers are public"
+    );
+    drop(workers);
+}
+
+#[test]
+fn a_user_key_is_created_once_and_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("me.key");
+    let peer = new_key(&path);
+    assert!(peer.starts_with("16Uiu2"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let show = Command::new(BIN)
+        .args(["keys", "show", "--json", "--key-file"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(show.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["peer_id"], peer.as_str());
+    assert!(shown["eth_address"].as_str().unwrap().starts_with("0x"));
+    // A second `keys new` never replaces the key.
+    let again = Command::new(BIN)
+        .args(["keys", "new", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let still = Command::new(BIN)
+        .args(["keys", "show", "--json", "--key-file"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let still: serde_json::Value = serde_json::from_slice(&still.stdout).unwrap();
+    assert_eq!(still["peer_id"], peer.as_str());
 }
