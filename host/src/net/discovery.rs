@@ -60,6 +60,39 @@ pub struct Announce {
     pub account: Option<[u8; 20]>,
 }
 
+/// The identify agent version of a node: `smartnodes/<version>`, with ` role=<role>` when
+/// it announces one.
+pub fn agent_version(announce: Option<&Announce>) -> String {
+    let mut agent = format!("smartnodes/{}", env!("CARGO_PKG_VERSION"));
+    if let Some(a) = announce {
+        agent.push_str(" role=");
+        agent.push_str(&a.role);
+    }
+    agent
+}
+
+/// What a peer's identify agent version says of its role: `None` when it is not a
+/// smartnodes node's, `Some(None)` for one that announces no role (a user, `peers`), else
+/// its role (only `validator` or `worker`).
+pub fn said_role(agent: &str) -> Option<Option<String>> {
+    let rest = agent.strip_prefix("smartnodes/")?;
+    Some(
+        rest.split(' ')
+            .find_map(|w| w.strip_prefix("role="))
+            .filter(|r| matches!(*r, "validator" | "worker"))
+            .map(String::from),
+    )
+}
+
+/// What [`Discovery::identified`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identified {
+    /// Look the peer's role record up in the DHT.
+    pub look_up: bool,
+    /// What this node knows changed (a peer of a wanted role became known).
+    pub changed: bool,
+}
+
 /// How a node discovers its peers.
 #[derive(Debug, Clone)]
 pub struct DiscoveryConfig {
@@ -103,7 +136,8 @@ impl Default for DiscoveryConfig {
 pub struct PeerInfo {
     /// Its peer id.
     pub peer: PeerId,
-    /// Its role, from its signed record.
+    /// Its role, from its signed record; until that arrives, what a connected peer said in
+    /// identify (then `signed_at` and `expires` are 0).
     pub role: String,
     /// Its task slots (workers).
     pub capacity: u32,
@@ -219,7 +253,8 @@ pub struct Discovery {
     local: PeerId,
     peers: HashMap<PeerId, Known>,
     targets: HashMap<Target, Redial>,
-    connected: HashMap<PeerId, ()>,
+    /// Connected peers, with the role each said it has in identify (if it did).
+    connected: HashMap<PeerId, Option<String>>,
     next_lookup: Instant,
     next_publish: Instant,
     /// The addresses of the last published record.
@@ -322,7 +357,7 @@ impl Discovery {
 
     /// A first connection to `peer`.
     pub fn connected(&mut self, peer: PeerId) {
-        self.connected.insert(peer, ());
+        self.connected.entry(peer).or_insert(None);
         if let Some(k) = self.peers.get_mut(&peer) {
             k.info.connected = true;
         }
@@ -330,6 +365,61 @@ impl Discovery {
             if r.peer == Some(peer) {
                 r.failures = 0;
             }
+        }
+    }
+
+    /// Identify told us what `peer` says of its role (its agent version, [`said_role`])
+    /// and where it listens. Said over its own authenticated connection, that is as good as
+    /// its self-signed role record, which says no more: a connected peer that says it has a
+    /// role this node looks for is known at once (until its record arrives, or it
+    /// disconnects), so a worker bootstrapped to a validator registers without waiting for
+    /// a DHT lookup. The record (signed addresses, capacity, account) is looked up only for
+    /// the roles this node looks for. (Looking up every identified peer made each of 55
+    /// nodes on one machine look up all the others, ~217,000 Kademlia requests in their
+    /// first 45 s, and workers waited for those lookups to register: issue 22.)
+    pub fn identified(
+        &mut self,
+        peer: PeerId,
+        said: Option<Option<String>>,
+        addrs: Vec<Multiaddr>,
+        now: Instant,
+    ) -> Identified {
+        let Some(role) = said else {
+            // Not a smartnodes agent: its record is the only way to know.
+            return Identified {
+                look_up: true,
+                changed: false,
+            };
+        };
+        if let Some(slot) = self.connected.get_mut(&peer) {
+            slot.clone_from(&role);
+        }
+        let Some(role) = role.filter(|r| self.config.find.contains(r)) else {
+            return Identified {
+                look_up: false,
+                changed: false,
+            };
+        };
+        let mut changed = false;
+        let connected = self.connected.contains_key(&peer);
+        let room = self.peers.contains_key(&peer) || self.peers.len() < MAX_PEERS;
+        if connected && room && peer != self.local {
+            let k = self.entry(peer);
+            if k.info.role.is_empty() {
+                k.info.role = role;
+                k.info.addrs = addrs
+                    .into_iter()
+                    .filter(|a| a.len() <= MAX_ADDR_BYTES)
+                    .take(MAX_ADDRS)
+                    .collect();
+                k.info.connected = true;
+                changed = true;
+                self.select(now);
+            }
+        }
+        Identified {
+            look_up: true,
+            changed,
         }
     }
 
@@ -545,12 +635,14 @@ impl Discovery {
         all
     }
 
-    /// Connected peers per role (`unknown` for peers without a role record).
+    /// Connected peers per role: their record's, else the one they said in identify
+    /// (`unknown` for neither).
     pub fn connected_by_role(&self) -> HashMap<String, i64> {
         let mut by_role = HashMap::new();
-        for p in self.connected.keys() {
-            let role = match self.peers.get(p) {
-                Some(k) if !k.info.role.is_empty() => k.info.role.clone(),
+        for (p, said) in &self.connected {
+            let role = match (self.peers.get(p), said) {
+                (Some(k), _) if !k.info.role.is_empty() => k.info.role.clone(),
+                (_, Some(said)) => said.clone(),
                 _ => "unknown".to_string(),
             };
             *by_role.entry(role).or_insert(0) += 1;
@@ -630,6 +722,94 @@ mod tests {
 
     fn disc(config: DiscoveryConfig) -> Discovery {
         Discovery::new(config, PeerId::random(), Instant::now())
+    }
+
+    #[test]
+    fn the_agent_version_says_the_role_and_only_known_roles_are_read() {
+        let worker = Announce {
+            role: "worker".into(),
+            capacity: 4,
+            account: None,
+        };
+        assert_eq!(
+            said_role(&agent_version(Some(&worker))),
+            Some(Some("worker".into()))
+        );
+        assert_eq!(said_role(&agent_version(None)), Some(None));
+        assert_eq!(said_role("smartnodes/0.1.0 role=admin"), Some(None));
+        assert_eq!(said_role("rust-libp2p/0.47"), None);
+    }
+
+    #[test]
+    fn only_peers_of_a_wanted_role_are_looked_up_and_all_are_counted_by_role() {
+        let t0 = Instant::now();
+        let mut d = disc(DiscoveryConfig::default()); // finds validators
+        let (validator, worker, user, other) = (
+            PeerId::random(),
+            PeerId::random(),
+            PeerId::random(),
+            PeerId::random(),
+        );
+        for p in [validator, worker, user, other] {
+            d.connected(p);
+        }
+        let addr: Multiaddr = "/ip4/10.0.0.1/tcp/4001".parse().unwrap();
+        let said = |r: &str| Some(Some(r.to_string()));
+        // A validator is known (and wanted) as soon as it says so, and still looked up.
+        let seen = d.identified(validator, said("validator"), vec![addr.clone()], t0);
+        assert_eq!(
+            seen,
+            Identified {
+                look_up: true,
+                changed: true
+            }
+        );
+        let known = d.peers();
+        assert_eq!(known.len(), 1);
+        assert_eq!(known[0].peer, validator);
+        assert_eq!(known[0].role, "validator");
+        assert_eq!(known[0].addrs, vec![addr.clone()]);
+        assert!(known[0].connected && known[0].wanted);
+        // Other roles are only counted.
+        assert!(!d.identified(worker, said("worker"), vec![], t0).look_up);
+        assert!(
+            !d.identified(user, Some(None), vec![], t0).look_up,
+            "a client publishes no record"
+        );
+        assert!(
+            d.identified(other, None, vec![], t0).look_up,
+            "a foreign agent: only its record says"
+        );
+        assert_eq!(d.peers().len(), 1);
+        let by_role = d.connected_by_role();
+        assert_eq!(by_role.get("validator"), Some(&1));
+        assert_eq!(by_role.get("worker"), Some(&1));
+        assert_eq!(by_role.get("unknown"), Some(&2));
+        // Its signed record replaces what it said.
+        let key = Keypair::generate_ed25519();
+        let signed = key.public().to_peer_id();
+        d.connected(signed);
+        d.identified(signed, said("validator"), vec![addr], t0);
+        assert!(d.on_record(&role_record(&key, "validator", 4002, 1_000), t0));
+        let info = d.peers().into_iter().find(|p| p.peer == signed).unwrap();
+        assert_eq!(info.signed_at, 1_000);
+        assert_eq!(
+            info.addrs,
+            vec!["/ip4/10.0.0.1/tcp/4002".parse::<Multiaddr>().unwrap()]
+        );
+        // What a peer said is forgotten with its connection (pruned at the next tick).
+        d.disconnected(validator, t0);
+        d.disconnected(worker, t0);
+        d.prune(2_000, t0);
+        assert!(d.peers().iter().all(|p| p.peer != validator));
+        assert_eq!(d.connected_by_role().get("worker"), None);
+        // `smartnodes peers` finds workers too.
+        let mut all = disc(DiscoveryConfig {
+            find: vec!["validator".into(), "worker".into()],
+            ..DiscoveryConfig::default()
+        });
+        all.connected(worker);
+        assert!(all.identified(worker, said("worker"), vec![], t0).look_up);
     }
 
     #[test]

@@ -426,6 +426,7 @@ pub async fn start_with(
     let metrics = config.metrics.clone().unwrap_or_default();
     let listen = config.listen.clone();
     let server = listen.is_some();
+    let agent = discovery::agent_version(config.discovery.announce.as_ref());
     // libp2p's metrics name themselves `libp2p_…`.
     let (mut swarm, p2p_metrics) = metrics.with_registry(|registry| {
         let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
@@ -437,7 +438,7 @@ pub async fn start_with(
             )
             .map_err(|e| NetError::Setup(e.to_string()))?
             .with_bandwidth_metrics(registry)
-            .with_behaviour(|key| behaviour(key, server))
+            .with_behaviour(|key| behaviour(key, server, agent))
             .map_err(|e| NetError::Setup(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
@@ -490,6 +491,7 @@ pub async fn start_with(
 fn behaviour(
     key: &libp2p::identity::Keypair,
     server: bool,
+    agent: String,
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     {
         {
@@ -517,10 +519,10 @@ fn behaviour(
                 gossip_config,
             )?;
             Ok(Behaviour {
-                identify: identify::Behaviour::new(identify::Config::new(
-                    protocols::IDENTIFY.to_string(),
-                    key.public(),
-                )),
+                identify: identify::Behaviour::new(
+                    identify::Config::new(protocols::IDENTIFY.to_string(), key.public())
+                        .with_agent_version(agent),
+                ),
                 kad,
                 gossipsub,
                 job: rr(
@@ -1099,11 +1101,22 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
                 self.p2p_metrics.record(&event);
                 if let identify::Event::Received { peer_id, info, .. } = event {
-                    for addr in info.listen_addrs.into_iter().take(8) {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    let addrs: Vec<Multiaddr> = info.listen_addrs.into_iter().take(8).collect();
+                    for addr in &addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
                     }
                     self.on_observed(peer_id, &info.observed_addr);
-                    self.look_up_role(peer_id);
+                    let said = discovery::said_role(&info.agent_version);
+                    let seen = self.disc.identified(peer_id, said, addrs, Instant::now());
+                    if seen.changed {
+                        self.changed();
+                    }
+                    if seen.look_up {
+                        self.look_up_role(peer_id);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => {
