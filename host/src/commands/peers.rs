@@ -68,6 +68,7 @@ pub async fn discover(bootstrap: Vec<Multiaddr>, wait: Duration) -> Result<Vec<P
             ..DiscoveryConfig::default()
         },
         metrics: None,
+        topics: Vec::new(),
     };
     let (client, _events, _) = crate::net::start_with(identity.keypair().clone(), config)
         .await

@@ -110,12 +110,16 @@ const LEDGER_KEY: &[u8] = b"ledger";
 /// Peers remembered for catching up.
 const HEARD: usize = 16;
 
+/// Publishes epoch gossip: batches to the validators' topic, proposals to the one workers
+/// read too.
 fn publish(client: &Client, g: EpochGossip) {
+    let topic = match g {
+        EpochGossip::Batch(_) => protocols::TOPIC_EPOCHS,
+        EpochGossip::Proposal(_) => protocols::TOPIC_PROPOSALS,
+    };
     let client = client.clone();
     tokio::spawn(async move {
-        client
-            .publish(protocols::TOPIC_EPOCHS, Gossip::Epoch(Box::new(g)))
-            .await;
+        client.publish(topic, Gossip::Epoch(Box::new(g))).await;
     });
 }
 

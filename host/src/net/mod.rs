@@ -377,6 +377,10 @@ pub struct NetConfig {
     pub discovery: DiscoveryConfig,
     /// Where libp2p's metrics and the peer gauge go.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The gossip topics it subscribes to: only those it reads, since a subscriber also
+    /// relays (and verifies the signature of) every message of its topics. It may publish
+    /// to others.
+    pub topics: Vec<&'static str>,
 }
 
 /// Starts the swarm listening on `listen` and spawns its event loop on the current tokio
@@ -396,6 +400,7 @@ pub async fn start(
                 ..DiscoveryConfig::default()
             },
             metrics: None,
+            topics: protocols::TOPICS.to_vec(),
         },
     )
     .await
@@ -444,7 +449,7 @@ pub async fn start_with(
             .build();
         Ok::<_, NetError>((swarm, libp2p::metrics::Metrics::new(registry)))
     })?;
-    swarm_setup(&mut swarm)?;
+    swarm_setup(&mut swarm, &config.topics)?;
     for addr in &config.discovery.external {
         swarm.add_external_address(addr.clone());
     }
@@ -554,13 +559,8 @@ fn behaviour(
     }
 }
 
-fn swarm_setup(swarm: &mut Swarm<Behaviour>) -> Result<(), NetError> {
-    for topic in [
-        protocols::TOPIC_JOBS,
-        protocols::TOPIC_RECEIPTS,
-        protocols::TOPIC_FRAUD,
-        protocols::TOPIC_EPOCHS,
-    ] {
+fn swarm_setup(swarm: &mut Swarm<Behaviour>, topics: &[&str]) -> Result<(), NetError> {
+    for &topic in topics {
         swarm
             .behaviour_mut()
             .gossipsub

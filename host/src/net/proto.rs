@@ -41,8 +41,6 @@ pub mod limits {
     pub const BLOB_REQUEST: usize = 1 << 10;
     /// `/smartnodes/blob/1` response (one chunk plus framing).
     pub const BLOB_RESPONSE: usize = super::limits::CHUNK + (16 << 10);
-    /// Receipts in one gossip message.
-    pub const GOSSIP_RECEIPTS: usize = 128;
     /// Gossipsub messages and Kademlia records.
     pub const GOSSIP: usize = 64 << 10;
 }
@@ -61,14 +59,15 @@ pub mod protocols {
     pub const KAD: &str = "/smartnodes/kad/1";
     /// Identify's protocol version string.
     pub const IDENTIFY: &str = "/smartnodes/id/1";
-    /// Gossipsub topic of job announcements.
-    pub const TOPIC_JOBS: &str = "smartnodes/jobs/1";
-    /// Gossipsub topic of accepted receipts.
-    pub const TOPIC_RECEIPTS: &str = "smartnodes/receipts/1";
-    /// Gossipsub topic of fraud proofs.
+    /// Gossipsub topic of fraud proofs (validators).
     pub const TOPIC_FRAUD: &str = "smartnodes/fraud/1";
-    /// Gossipsub topic of epochs: signed receipt batches and proposal contents.
+    /// Gossipsub topic of the validators' signed receipt batches of the epoch (validators).
     pub const TOPIC_EPOCHS: &str = "smartnodes/epochs/1";
+    /// Gossipsub topic of epoch proposals' contents (validators, and workers, which claim
+    /// their rewards with them).
+    pub const TOPIC_PROPOSALS: &str = "smartnodes/proposals/1";
+    /// Every topic (what a node without a role, such as a test's client, subscribes to).
+    pub const TOPICS: [&str; 3] = [TOPIC_FRAUD, TOPIC_EPOCHS, TOPIC_PROPOSALS];
 }
 
 /// The canonical encoding of anything hashed or signed.
@@ -702,16 +701,6 @@ impl SignedRecord {
 /// Gossipsub messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Gossip {
-    /// A validator admitted a job.
-    JobAdmitted {
-        /// The job.
-        job_id: Hash,
-        /// Tasks in it.
-        tasks: u32,
-    },
-    /// Receipts a validator accepted since its last batch (at most
-    /// [`limits::GOSSIP_RECEIPTS`] per message).
-    ReceiptsAccepted(Vec<Receipt>),
     /// A validator proved a worker cheated; every validator re-checks before acting.
     Fraud(Box<FraudProof>),
     /// Epochs (issue 6): receipt batches and proposal contents.

@@ -294,5 +294,12 @@ fn net_config(config: &NodeConfig) -> net::NetConfig {
             ..Default::default()
         },
         metrics: Some(config.metrics.clone()),
+        // Validators read fraud proofs, receipt batches and proposals; workers only the
+        // proposals they claim with (with 50 workers subscribed to everything, verifying
+        // every relayed message's signature was a fifth of the network's CPU: issue 22).
+        topics: match config.role {
+            Role::Validator => net::proto::protocols::TOPICS.to_vec(),
+            Role::Worker => vec![net::proto::protocols::TOPIC_PROPOSALS],
+        },
     }
 }

@@ -189,6 +189,7 @@ impl UserSession {
                 ..Default::default()
             },
             metrics: None,
+            topics: Vec::new(), // a user reads no gossip
         };
         let (client, events, _) = net::start_with(identity.keypair().clone(), config).await?;
         let mut changes = client.changes();

@@ -68,8 +68,6 @@ struct State {
     jobs: HashMap<Hash, JobMeta>,
     assigned: HashMap<TaskId, Holder>,
     fetching: HashSet<Hash>,
-    /// Accepted receipts not yet gossiped (published in batches every tick).
-    gossip: Vec<Receipt>,
     /// Sampled receipts not yet re-executed, per job: a job is done when every task has
     /// a result and none of its results waits for its check.
     pending_checks: HashMap<Hash, u32>,
@@ -300,7 +298,7 @@ impl Validator {
                     e.on_gossip(from, *g);
                 }
             }
-            Event::Connected(_) | Event::Gossip { .. } => {}
+            Event::Connected(_) => {}
         }
     }
 
@@ -489,12 +487,7 @@ impl Validator {
             &self.keypair,
         );
         let client = self.client.clone();
-        tokio::spawn(async move {
-            client.put_record(record).await;
-            client
-                .publish(protocols::TOPIC_JOBS, Gossip::JobAdmitted { job_id, tasks })
-                .await;
-        });
+        tokio::spawn(async move { client.put_record(record).await });
         Ok(job_id)
     }
 
@@ -663,16 +656,6 @@ impl Validator {
     }
 
     fn on_tick(self: &Arc<Self>) {
-        let batch = std::mem::take(&mut self.state.lock().expect("poisoned").gossip);
-        if !batch.is_empty() {
-            let client = self.client.clone();
-            tokio::spawn(async move {
-                for chunk in batch.chunks(limits::GOSSIP_RECEIPTS) {
-                    let message = Gossip::ReceiptsAccepted(chunk.to_vec());
-                    client.publish(protocols::TOPIC_RECEIPTS, message).await;
-                }
-            });
-        }
         let silent: Vec<PeerId> = {
             let st = self.state.lock().expect("poisoned");
             st.workers
@@ -1048,11 +1031,6 @@ impl Validator {
                     let _ = v.client.result(owner, push).await;
                 }
             }
-            v.state
-                .lock()
-                .expect("poisoned")
-                .gossip
-                .push(result.receipt);
         });
         // The worker may forget its copy once we acknowledge: on disk first.
         if let Err(e) = self.store.flush().await {

@@ -77,7 +77,24 @@ fn samples() -> Vec<Vec<u8>> {
             lease_ms: 3000,
         })),
         encode(&BlobResponse::Manifest(Manifest::of(&[9u8; 3000]))),
-        encode(&Gossip::ReceiptsAccepted(vec![receipt; 3])),
+        encode(&Gossip::Fraud(Box::new(FraudProof::sign(
+            FraudClaim {
+                task: TaskSpec {
+                    job_id: [1; 32],
+                    index: 3,
+                    module: [4; 32],
+                    input: [5; 32],
+                    limits: JobLimits::default(),
+                },
+                observed: Observed {
+                    fuel_used: 100,
+                    ..Observed::claimed(&receipt.body)
+                },
+                receipt,
+                validator: key.public().to_peer_id().to_bytes(),
+            },
+            &key,
+        )))),
     ]
 }
 
