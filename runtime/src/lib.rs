@@ -71,7 +71,7 @@ pub use limits::Limits;
 pub use outcome::{sha256, Outcome, TrapCode, Verdict};
 pub use wasi::REALTIME_EPOCH_NS;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// `sha256(module bytes)`: how modules are named everywhere.
@@ -173,6 +173,11 @@ pub struct Runtime {
     fingerprint: EngineFingerprint,
     compile_key: String,
     memory_cache: Mutex<cache::MemoryCache>,
+    /// Modules being compiled: one gate per module id, so that concurrent loads of a module
+    /// not in the cache compile it once (the others wait, then find it cached).
+    compiling: Mutex<std::collections::HashMap<[u8; 32], Arc<Mutex<()>>>>,
+    /// Modules compiled (not found in a cache) since start.
+    compiles: AtomicU64,
     ticker_stop: Arc<AtomicBool>,
     /// The backstop of the instrumented metering (the wasmtime metering's is the epoch).
     watchdog: Option<backstop::Watchdog>,
@@ -220,6 +225,8 @@ impl Runtime {
         }
         Ok(Runtime {
             memory_cache: cache::MemoryCache::new(config.memory_cache_entries),
+            compiling: Mutex::default(),
+            compiles: AtomicU64::new(0),
             engine,
             linker,
             fingerprint,
@@ -264,6 +271,34 @@ impl Runtime {
         if let Some(pre) = self.memory_cache.lock().expect("cache lock").get(&id.0) {
             return Ok(Ok(TaskModule { id, pre }));
         }
+        // One compile per module at a time: fifty workers sharing this runtime that receive
+        // the same new module at once compiled it fifty times (issue 22).
+        let gate = self
+            .compiling
+            .lock()
+            .expect("compiling lock")
+            .entry(id.0)
+            .or_default()
+            .clone();
+        let loaded = {
+            let _turn = gate.lock().expect("compile gate");
+            self.load_uncached(wasm, id)
+        };
+        self.compiling.lock().expect("compiling lock").remove(&id.0);
+        loaded
+    }
+
+    /// Modules compiled (not found in the memory or disk cache) since this runtime started.
+    pub fn compiles(&self) -> u64 {
+        self.compiles.load(Ordering::Relaxed)
+    }
+
+    /// [`Runtime::load`] once it holds the module's compile gate.
+    fn load_uncached(&self, wasm: &[u8], id: ModuleId) -> Result<Result<TaskModule, String>> {
+        // Compiled by the holder of the gate before us?
+        if let Some(pre) = self.memory_cache.lock().expect("cache lock").get(&id.0) {
+            return Ok(Ok(TaskModule { id, pre }));
+        }
         let disk = self
             .config
             .cache_dir
@@ -272,6 +307,7 @@ impl Runtime {
         let (module, from_disk) = match disk.as_deref().and_then(|p| cache::load(&self.engine, p)) {
             Some(m) => (m, true),
             None => {
+                self.compiles.fetch_add(1, Ordering::Relaxed);
                 let prepared = match metering::prepare(wasm, self.config.metering) {
                     Ok(p) => p,
                     Err(reason) => return Ok(Err(reason)),

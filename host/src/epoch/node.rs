@@ -110,6 +110,54 @@ const LEDGER_KEY: &[u8] = b"ledger";
 /// Peers remembered for catching up.
 const HEARD: usize = 16;
 
+/// A proposal of the current epoch as one validator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    hash: B256,
+    /// The active stake voting for it.
+    stake: U256,
+    /// Whether this validator agrees with its content.
+    agreed: bool,
+    /// Whether its stake passes the threshold.
+    passes: bool,
+    proposer: Address,
+    voters: usize,
+}
+
+/// Where this validator's vote should go now, if anywhere: the vote rule, pure.
+///
+/// - Without a vote: the proposal it agrees with that has the most stake (the lowest hash
+///   among equals).
+/// - With a vote cast in an earlier round (the contract lets a vote move only then): away
+///   from a proposal it no longer agrees with (it learnt of a fraud since, say), and away
+///   from one that does not pass the threshold when another it agrees with has more stake,
+///   or as much and a lower hash. The second move ends a split: two validators that each
+///   proposed before holding the other's batches agree with both proposals, but each had
+///   voted for its own and neither would ever pass (seen in the multi-host test). Every
+///   validator moves toward the same proposal and never to one behind its current one, so
+///   the votes gather.
+fn vote_target(voted: Option<(B256, u32)>, round: u32, seen: &[Seen]) -> Option<B256> {
+    let best = seen
+        .iter()
+        .filter(|p| p.agreed)
+        .max_by(|a, b| a.stake.cmp(&b.stake).then(b.hash.cmp(&a.hash)))?;
+    let Some((current, cast_in)) = voted else {
+        return Some(best.hash);
+    };
+    if cast_in >= round || best.hash == current {
+        return None;
+    }
+    match seen.iter().find(|p| p.hash == current) {
+        Some(cur) if cur.agreed => {
+            let ahead = (best.stake, std::cmp::Reverse(best.hash))
+                > (cur.stake, std::cmp::Reverse(cur.hash));
+            (!cur.passes && ahead).then_some(best.hash)
+        }
+        // Gone from the list, or no longer agreed with.
+        _ => Some(best.hash),
+    }
+}
+
 /// Publishes epoch gossip: batches to the validators' topic, proposals to the one workers
 /// read too.
 fn publish(client: &Client, g: EpochGossip) {
@@ -486,47 +534,16 @@ impl EpochNode {
             voted = self.chain.vote_and_round(epoch, me).await?;
         }
 
-        // Vote for the first proposal this validator agrees with, or move its vote there
-        // from one it no longer agrees with (the contract allows that once the round in
-        // which the vote was cast is over): votes given before a validator learnt something
-        // would otherwise stay split for good and the epoch would never execute.
+        // Every proposal with the stake behind it (votes weigh the voters' stake, issue 16),
+        // whether this validator agrees with it, and whether it passes the threshold.
         let hashes = self.chain.proposal_hashes(epoch).await?;
-        let may_vote = match voted {
-            None => true,
-            Some((hash, round)) => round < ri.round && !self.agrees(epoch, &hash),
-        };
-        if may_vote {
-            for hash in &hashes {
-                if voted.map(|(h, _)| h) != Some(*hash) && self.agrees(epoch, hash) {
-                    match self.chain.vote(epoch, *hash).await {
-                        Ok(r) => {
-                            self.log_gas(epoch, "vote", r.gas_used);
-                            let moved = voted.map(|(h, _)| h.to_string());
-                            tracing::info!(epoch, hash = %hash, moved_from = ?moved, "voted");
-                        }
-                        // The round turned between the read and the vote: next tick.
-                        Err(e) if e.revert_name() == Some("AlreadyVoted") => {
-                            tracing::debug!(epoch, "vote: {e}");
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    break;
-                }
-            }
-        }
-
-        // Execute a proposal with enough votes: its proposer at once, others after a
-        // delay (in case the proposer is gone).
         let active = self.chain.validators().await?;
         let total = self.chain.active_stake().await?;
+        let mut seen = Vec::new();
         for hash in &hashes {
-            if !self.agrees(epoch, hash) {
-                continue;
-            }
             let Some(p) = self.chain.proposal(epoch, *hash).await? else {
                 continue;
             };
-            // Votes weigh the voters' stake (issue 16).
             let mut stake = U256::ZERO;
             for v in p.voters.iter().filter(|v| active.contains(v)) {
                 stake += self
@@ -535,21 +552,47 @@ impl EpochNode {
                     .await?
                     .collateral;
             }
-            if !self.chain.threshold_passes(stake, total).await? {
-                continue;
+            seen.push(Seen {
+                hash: *hash,
+                stake,
+                agreed: self.agrees(epoch, hash),
+                passes: self.chain.threshold_passes(stake, total).await?,
+                proposer: p.proposer,
+                voters: p.voters.len(),
+            });
+        }
+
+        // Vote, or move the vote ([`vote_target`]).
+        if let Some(target) = vote_target(voted, ri.round, &seen) {
+            match self.chain.vote(epoch, target).await {
+                Ok(r) => {
+                    self.log_gas(epoch, "vote", r.gas_used);
+                    let moved = voted.map(|(h, _)| h.to_string());
+                    tracing::info!(epoch, hash = %target, moved_from = ?moved, "voted");
+                }
+                // The round turned between the read and the vote: next tick.
+                Err(e) if e.revert_name() == Some("AlreadyVoted") => {
+                    tracing::debug!(epoch, "vote: {e}");
+                }
+                Err(e) => return Err(e),
             }
+        }
+
+        // Execute a proposal with enough votes: its proposer at once, others after a
+        // delay (in case the proposer is gone).
+        for p in seen.iter().filter(|p| p.agreed && p.passes) {
             if p.proposer != me && opened.elapsed() < self.cfg.grace * 4 {
                 continue;
             }
             let summary = {
                 let st = self.st.lock().expect("poisoned");
-                st.proposals.get(&(epoch, *hash)).and_then(|c| c.summary())
+                st.proposals.get(&(epoch, p.hash)).and_then(|c| c.summary())
             };
             let Some(summary) = summary else { continue };
             match self.chain.execute(&summary).await {
                 Ok(r) => {
                     self.log_gas(epoch, "execute", r.gas_used);
-                    tracing::info!(epoch, hash = %hash, votes = p.voters.len(), "epoch executed");
+                    tracing::info!(epoch, hash = %p.hash, votes = p.voters, "epoch executed");
                 }
                 Err(e) => tracing::debug!(epoch, "execute: {e}"),
             }
@@ -1018,5 +1061,65 @@ impl Claimer {
             *waiting_since = None;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(byte: u8, stake: u64, agreed: bool, passes: bool) -> Seen {
+        Seen {
+            hash: B256::repeat_byte(byte),
+            stake: U256::from(stake),
+            agreed,
+            passes,
+            proposer: Address::ZERO,
+            voters: 1,
+        }
+    }
+
+    #[test]
+    fn a_first_vote_goes_to_the_agreed_proposal_with_the_most_stake() {
+        let all = [
+            seen(1, 5, false, false),
+            seen(2, 3, true, false),
+            seen(3, 4, true, false),
+        ];
+        assert_eq!(vote_target(None, 0, &all), Some(B256::repeat_byte(3)));
+        // Equal stake: the lower hash.
+        let tie = [seen(9, 4, true, false), seen(3, 4, true, false)];
+        assert_eq!(vote_target(None, 0, &tie), Some(B256::repeat_byte(3)));
+        assert_eq!(vote_target(None, 0, &[seen(1, 9, false, false)]), None);
+    }
+
+    #[test]
+    fn a_split_between_two_agreed_proposals_ends() {
+        // Two validators, each voting for its own proposal (equal stake), each agreeing
+        // with both; neither passes alone.
+        let (a, b) = (B256::repeat_byte(0xa), B256::repeat_byte(0xb));
+        let view = [seen(0xa, 1000, true, false), seen(0xb, 1000, true, false)];
+        // Not in the round the votes were cast in (the contract refuses that).
+        assert_eq!(vote_target(Some((a, 1)), 1, &view), None);
+        assert_eq!(vote_target(Some((b, 1)), 1, &view), None);
+        // A round later the one on the higher hash moves; the other stays.
+        assert_eq!(vote_target(Some((a, 1)), 2, &view), None);
+        assert_eq!(vote_target(Some((b, 1)), 2, &view), Some(a));
+        // A vote never moves away from a passing proposal, nor toward one behind it.
+        let passing = [seen(0xa, 1000, true, false), seen(0xb, 2000, true, true)];
+        assert_eq!(vote_target(Some((b, 1)), 2, &passing), None);
+        let behind = [seen(0xa, 1000, true, false), seen(0xb, 3000, true, false)];
+        assert_eq!(vote_target(Some((b, 1)), 2, &behind), None);
+    }
+
+    #[test]
+    fn a_vote_leaves_a_proposal_no_longer_agreed_with() {
+        let (a, b) = (B256::repeat_byte(0xa), B256::repeat_byte(0xb));
+        let view = [seen(0xa, 1000, false, false), seen(0xb, 10, true, false)];
+        assert_eq!(vote_target(Some((a, 1)), 2, &view), Some(b));
+        // Gone from the chain's list: the best agreed one.
+        assert_eq!(vote_target(Some((a, 1)), 2, &view[1..]), Some(b));
+        // Nothing agreed: nowhere to go.
+        assert_eq!(vote_target(Some((a, 1)), 2, &view[..1]), None);
     }
 }

@@ -119,3 +119,36 @@ fn matmul_spec() {
     let sum = matmul::checksum(16, 42);
     assert_eq!(out, format!("n=16 sum={sum} bits={:016x}\n", sum.to_bits()));
 }
+
+/// Many threads loading the same new module at once compile it once: the others wait for
+/// that compile and take it from the cache (fifty workers sharing a runtime used to compile
+/// each new module fifty times).
+#[test]
+fn concurrent_loads_of_a_new_module_compile_it_once() {
+    let runtime =
+        smartnodes_runtime::Runtime::new(smartnodes_runtime::RuntimeConfig::default()).unwrap();
+    let module = wasm("mandelbrot");
+    let barrier = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                barrier.wait();
+                let loaded = runtime
+                    .load(module, &smartnodes_runtime::Limits::DEFAULT)
+                    .unwrap();
+                assert!(loaded.is_ok());
+            });
+        }
+    });
+    assert_eq!(runtime.compiles(), 1);
+    // Another module is another compile; a loaded one is none.
+    runtime
+        .load(wasm("wordcount"), &smartnodes_runtime::Limits::DEFAULT)
+        .unwrap()
+        .unwrap();
+    runtime
+        .load(module, &smartnodes_runtime::Limits::DEFAULT)
+        .unwrap()
+        .unwrap();
+    assert_eq!(runtime.compiles(), 2);
+}
