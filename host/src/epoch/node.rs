@@ -114,7 +114,7 @@ const HEARD: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     hash: B256,
-    /// The active stake voting for it.
+    /// The active stake voting for it (zero, unread, when not agreed with).
     stake: U256,
     /// Whether this validator agrees with its content.
     agreed: bool,
@@ -544,19 +544,26 @@ impl EpochNode {
             let Some(p) = self.chain.proposal(epoch, *hash).await? else {
                 continue;
             };
+            // The stake of a proposal this validator disagrees with is never weighed
+            // (`vote_target` and execution look only at agreed ones): no chain reads for it.
+            let agreed = self.agrees(epoch, hash);
             let mut stake = U256::ZERO;
-            for v in p.voters.iter().filter(|v| active.contains(v)) {
-                stake += self
-                    .chain
-                    .registration(Role::Validator, *v)
-                    .await?
-                    .collateral;
+            let mut passes = false;
+            if agreed {
+                for v in p.voters.iter().filter(|v| active.contains(v)) {
+                    stake += self
+                        .chain
+                        .registration(Role::Validator, *v)
+                        .await?
+                        .collateral;
+                }
+                passes = self.chain.threshold_passes(stake, total).await?;
             }
             seen.push(Seen {
                 hash: *hash,
                 stake,
-                agreed: self.agrees(epoch, hash),
-                passes: self.chain.threshold_passes(stake, total).await?,
+                agreed,
+                passes,
                 proposer: p.proposer,
                 voters: p.voters.len(),
             });

@@ -317,11 +317,6 @@ impl UserSession {
         }
     }
 
-    /// The peer id this session acts as (the owner of the jobs it submits).
-    pub fn peer_id(&self) -> PeerId {
-        self.client.peer_id()
-    }
-
     /// Epochs (issue 6): the validator's executed epochs' contents from `from` on.
     pub async fn epochs(&self, from: u64) -> Result<JobResponse, UserError> {
         Ok(self

@@ -79,6 +79,16 @@ struct State {
     former: HashMap<TaskId, PeerId>,
 }
 
+/// Remembers who held task `id` (if anyone) as it goes back to the queue: that worker's
+/// late result stays acceptable ([`may_deliver`]).
+fn remember_holder(st: &mut State, id: TaskId, state: &TaskState) {
+    if let TaskState::Assigned { worker } = state {
+        if let Some(worker) = peer_of(worker) {
+            st.former.insert(id, worker);
+        }
+    }
+}
+
 /// Whether `peer` may deliver the result of task `id`, whose record is `task`: the worker
 /// it is assigned to, or the one it was last taken back from.
 fn may_deliver(st: &State, id: &TaskId, task: &TaskRecord, peer: &PeerId) -> bool {
@@ -240,11 +250,7 @@ impl Validator {
                     if matches!(task.state, TaskState::Done { .. }) {
                         continue;
                     }
-                    if let TaskState::Assigned { worker } = &task.state {
-                        if let Some(worker) = peer_of(worker) {
-                            st.former.insert(id, worker);
-                        }
-                    }
+                    remember_holder(&mut st, id, &task.state);
                     if task.state != TaskState::Queued {
                         task.state = TaskState::Queued;
                         self.store.tasks.insert(&key, &task)?;
@@ -319,28 +325,20 @@ impl Validator {
             // shows each caller its own jobs.
             Request::Job(JobRequest::Status { job }) => Response::Job(match job {
                 Some(id) => match self.owned(&peer, &id) {
-                    Ok(()) => self.status(Some(id), &peer),
+                    Ok(record) => self.status(Some((id, record)), &peer),
                     Err(refusal) => refusal,
                 },
                 None => self.status(None, &peer),
             }),
             Request::Job(JobRequest::Results { job, have }) => {
                 Response::Job(match self.owned(&peer, &job) {
-                    Ok(()) => self.results(&job, &have),
+                    Ok(record) => self.results(&job, record.spec.inputs.len() as u32, &have),
                     Err(refusal) => refusal,
                 })
             }
             Request::Job(JobRequest::Spec { job }) => {
                 Response::Job(match self.owned(&peer, &job) {
-                    Ok(()) => match self.store.jobs.get(&job) {
-                        Ok(Some(record)) => JobResponse::Spec(Box::new(record.spec)),
-                        Ok(None) => JobResponse::Rejected {
-                            reason: "unknown job".into(),
-                        },
-                        Err(e) => JobResponse::Rejected {
-                            reason: e.to_string(),
-                        },
-                    },
+                    Ok(record) => JobResponse::Spec(Box::new(record.spec)),
                     Err(refusal) => refusal,
                 })
             }
@@ -640,11 +638,7 @@ impl Validator {
         let key = task_key(&id.0, id.1);
         match self.store.tasks.get(&key) {
             Ok(Some(mut task)) if !matches!(task.state, TaskState::Done { .. }) => {
-                if let TaskState::Assigned { worker } = &task.state {
-                    if let Some(worker) = peer_of(worker) {
-                        st.former.insert(id, worker);
-                    }
-                }
+                remember_holder(st, id, &task.state);
                 task.state = TaskState::Queued;
                 let _ = self.store.tasks.insert(&key, &task);
                 let _ = self.store.leases.remove(&key);
@@ -1042,12 +1036,12 @@ impl Validator {
         ResultResponse::Ok
     }
 
-    /// Whether `peer` owns the job `job` (submitted it with its key): `Err` is the answer
-    /// to give when it does not, or when the job is unknown.
-    fn owned(&self, peer: &PeerId, job: &Hash) -> Result<(), JobResponse> {
+    /// The job `job` if `peer` owns it (submitted it with its key); `Err` is the answer to
+    /// give when it does not, or when the job is unknown.
+    fn owned(&self, peer: &PeerId, job: &Hash) -> Result<JobRecord, JobResponse> {
         let refuse = |reason: String| Err(JobResponse::Rejected { reason });
         match self.store.jobs.get(job) {
-            Ok(Some(record)) if record.spec.owner == peer.to_bytes() => Ok(()),
+            Ok(Some(record)) if record.spec.owner == peer.to_bytes() => Ok(record),
             Ok(Some(_)) => {
                 tracing::debug!(%peer, job = %hex::encode(job), "a job's data asked for by a peer that does not own it");
                 refuse(
@@ -1061,20 +1055,8 @@ impl Validator {
         }
     }
 
-    fn results(&self, job: &Hash, have: &[u8]) -> JobResponse {
-        let total = match self.store.jobs.get(job) {
-            Ok(Some(j)) => j.spec.inputs.len() as u32,
-            Ok(None) => {
-                return JobResponse::Rejected {
-                    reason: "unknown job".into(),
-                }
-            }
-            Err(e) => {
-                return JobResponse::Rejected {
-                    reason: e.to_string(),
-                }
-            }
-        };
+    /// Results of the job `job` of `total` tasks that the caller does not have yet.
+    fn results(&self, job: &Hash, total: u32, have: &[u8]) -> JobResponse {
         let has = |i: u32| {
             have.get(i as usize / 8)
                 .is_some_and(|b| b & (1 << (i % 8)) != 0)
@@ -1133,9 +1115,9 @@ impl Validator {
         }
     }
 
-    /// The status of one job (its ownership checked by the caller), or of every job that
-    /// `caller` owns, with the workers and fraud proofs (public).
-    fn status(&self, job: Option<Hash>, caller: &PeerId) -> JobResponse {
+    /// The status of one job (its record, ownership checked by the caller), or of every
+    /// job that `caller` owns, with the workers and fraud proofs (public).
+    fn status(&self, job: Option<(Hash, JobRecord)>, caller: &PeerId) -> JobResponse {
         let st = self.state.lock().expect("poisoned");
         let mut workers: Vec<WorkerStatus> = st
             .workers
@@ -1191,16 +1173,9 @@ impl Validator {
         let fail = |e: StoreError| JobResponse::Rejected {
             reason: e.to_string(),
         };
+        let one = job.is_some();
         let records = match job {
-            Some(id) => match self.store.jobs.get(&id) {
-                Ok(Some(j)) => vec![(id.to_vec(), j)],
-                Ok(None) => {
-                    return JobResponse::Rejected {
-                        reason: "unknown job".into(),
-                    }
-                }
-                Err(e) => return fail(e),
-            },
+            Some((id, record)) => vec![(id.to_vec(), record)],
             None => match self.store.jobs.scan(&[]) {
                 Ok(j) => {
                     let caller = caller.to_bytes();
@@ -1224,7 +1199,7 @@ impl Validator {
                 },
             };
             let mut tasks = Vec::new();
-            if job.is_some() {
+            if one {
                 let Ok(all) = self.store.tasks.scan(&job_id) else {
                     continue;
                 };

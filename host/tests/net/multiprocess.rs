@@ -101,19 +101,26 @@ fn write_inputs(dir: &Path, inputs: &[Vec<u8>]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Creates a user's key file with `smartnodes keys new`; returns its peer id.
-fn new_key(path: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["keys", "new", "--json", "--out"])
-        .arg(path)
-        .output()
-        .unwrap();
+/// The JSON a `smartnodes … --json` command printed, once it succeeded (its stderr shown
+/// when it did not).
+fn json_of(out: std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Creates a user's key file with `smartnodes keys new`; returns its peer id.
+fn new_key(path: &Path) -> String {
+    let shown = json_of(
+        Command::new(BIN)
+            .args(["keys", "new", "--json", "--out"])
+            .arg(path)
+            .output()
+            .unwrap(),
+    );
     shown["peer_id"].as_str().unwrap().to_string()
 }
 
@@ -260,12 +267,7 @@ fn status_json(validator: &str, job: &str, key: &Path) -> serde_json::Value {
         .arg(key)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(out)
 }
 
 #[test]
@@ -502,13 +504,7 @@ fn results_after_submit_exited_are_the_owners_and_the_same() {
             .unwrap()
     };
     let again = tmp.path().join("again");
-    let fetched = results(&key_of(&out), &again);
-    assert!(
-        fetched.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fetched.stderr)
-    );
-    let fetched: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
+    let fetched = json_of(results(&key_of(&out), &again));
     assert_eq!(fetched["job_id"], summary["job_id"]);
     check_outputs(&fetched, &module, &inputs, &again);
     for i in 0..inputs.len() {
@@ -549,13 +545,13 @@ fn results_after_submit_exited_are_the_owners_and_the_same() {
         .output()
         .unwrap();
     assert_eq!(status.status.code(), Some(2));
-    let listed = Command::new(BIN)
-        .args(["status", "--validator", &v.addr, "--json", "--key-file"])
-        .arg(&stranger)
-        .output()
-        .unwrap();
-    assert!(listed.status.success());
-    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = json_of(
+        Command::new(BIN)
+            .args(["status", "--validator", &v.addr, "--json", "--key-file"])
+            .arg(&stranger)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 0, "{listed}");
     assert_eq!(
         listed["workers"].as_array().unwrap().len(),
@@ -577,13 +573,16 @@ fn a_user_key_is_created_once_and_shown() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let show = Command::new(BIN)
-        .args(["keys", "show", "--json", "--key-file"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(show.status.success());
-    let shown: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let show = || {
+        json_of(
+            Command::new(BIN)
+                .args(["keys", "show", "--json", "--key-file"])
+                .arg(&path)
+                .output()
+                .unwrap(),
+        )
+    };
+    let shown = show();
     assert_eq!(shown["peer_id"], peer.as_str());
     assert!(shown["eth_address"].as_str().unwrap().starts_with("0x"));
     // A second `keys new` never replaces the key.
@@ -594,11 +593,5 @@ fn a_user_key_is_created_once_and_shown() {
         .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
-    let still = Command::new(BIN)
-        .args(["keys", "show", "--json", "--key-file"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let still: serde_json::Value = serde_json::from_slice(&still.stdout).unwrap();
-    assert_eq!(still["peer_id"], peer.as_str());
+    assert_eq!(show()["peer_id"], peer.as_str());
 }
